@@ -1,0 +1,273 @@
+// Package postgres is the production store of Patient Pass: rooms.Store on
+// PostgreSQL through pgx, with its schema migrations embedded.
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"patientpass/rooms"
+)
+
+var _ rooms.Store = (*Store)(nil)
+
+// Store is rooms.Store on a pgx connection pool. Its tables live in the
+// schema selected by the connection URL's search_path.
+type Store struct {
+	reader
+	pool *pgxpool.Pool
+}
+
+// Open connects to the database at url, applies any missing migrations and
+// returns the store. Pool settings (pool_max_conns, …) and runtime
+// parameters such as search_path may be given as query parameters of url.
+func Open(ctx context.Context, url string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	if !strings.Contains(url, "pool_max_conns") {
+		// pgxpool's default (4 or one per CPU) is sized for CPU-bound work;
+		// a command transaction spends most of its time waiting on round
+		// trips and on its referral's row lock, so more connections keep
+		// the write path busy. Ask for fewer with pool_max_conns.
+		cfg.MaxConns = int32(max(16, 4*runtime.NumCPU()))
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to postgres: %w", err)
+	}
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to postgres: %w", err)
+	}
+	err = migrate(ctx, conn.Conn())
+	conn.Release()
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &Store{reader: reader{q: pool}, pool: pool}, nil
+}
+
+// Close closes every connection of the pool, waiting for those in use to be
+// released.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// Ping checks that the database answers within ctx.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("ping postgres: %w", err)
+	}
+	return nil
+}
+
+// InTx runs fn in one READ COMMITTED transaction. Commands on one referral
+// are serialised by LockReferral's row lock, not by the isolation level, so
+// transactions never fail for serialisation and need no retry loop.
+func (s *Store) InTx(ctx context.Context, fn func(tx rooms.Tx) error) error {
+	ptx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	if err := fn(&tx{reader: reader{q: ptx}, tx: ptx}); err != nil {
+		// The rollback runs even when ctx is what failed, but bounded, so a
+		// dead server cannot hold the caller; if it fails pgx closes the
+		// connection, and the caller's error is the one that matters.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+		_ = ptx.Rollback(rctx)
+		cancel()
+		return err
+	}
+	if err := ptx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit transaction: %w", mapErr(err, "commit"))
+	}
+	return nil
+}
+
+// rollbackTimeout bounds the rollback of a failed transaction.
+const rollbackTimeout = 5 * time.Second
+
+// Setting returns the value stored under key.
+func (s *Store) Setting(ctx context.Context, key string) (string, error) {
+	var v string
+	err := s.pool.QueryRow(ctx, `SELECT value FROM settings WHERE key = $1`, key).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", fmt.Errorf("get setting %s: %w", key, rooms.ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("get setting %s: %w", key, err)
+	}
+	return v, nil
+}
+
+// SetSettingIfAbsent stores value under key unless the key holds a value,
+// and returns the value stored.
+func (s *Store) SetSettingIfAbsent(ctx context.Context, key, value string) (string, error) {
+	// The no-op DO UPDATE makes RETURNING yield the winner's value in one
+	// round trip; it waits for a concurrent writer of the key to finish.
+	var v string
+	err := s.pool.QueryRow(ctx, `INSERT INTO settings (key, value) VALUES ($1, $2)
+		ON CONFLICT (key) DO UPDATE SET value = settings.value
+		RETURNING value`, key, value).Scan(&v)
+	if err != nil {
+		return "", fmt.Errorf("set setting %s: %w", key, err)
+	}
+	return v, nil
+}
+
+// AuditLog lists audit entries matching f, newest first; at most f.Limit,
+// or defaultLimit when it is not set.
+func (s *Store) AuditLog(ctx context.Context, f rooms.AuditFilter) ([]rooms.AuditEntry, error) {
+	var w where
+	if f.ReferralID != "" {
+		w.add("referral_id = ?", f.ReferralID)
+	}
+	if f.ActorID != "" {
+		w.add("actor_id = ?", f.ActorID)
+	}
+	if f.Event != "" {
+		w.add("event = ?", f.Event)
+	}
+	if f.Outcome != "" {
+		w.add("outcome = ?", f.Outcome)
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = defaultLimit
+	}
+	sql := `SELECT ` + auditColumns + ` FROM audit_entries` + w.sql() +
+		fmt.Sprintf(` ORDER BY id DESC LIMIT %d`, limit)
+	rows, err := s.pool.Query(ctx, sql, w.args...)
+	if err != nil {
+		return nil, fmt.Errorf("list audit entries: %w", err)
+	}
+	es, err := pgx.CollectRows(rows, scanAuditEntry)
+	if err != nil {
+		return nil, fmt.Errorf("list audit entries: %w", err)
+	}
+	return es, nil
+}
+
+// AuditHeads returns the head of every audit chain, in chain order.
+func (s *Store) AuditHeads(ctx context.Context) ([]rooms.AuditHead, error) {
+	rows, err := s.pool.Query(ctx, `SELECT chain, seq, hash FROM audit_chain_heads ORDER BY chain`)
+	if err != nil {
+		return nil, fmt.Errorf("read audit chain heads: %w", err)
+	}
+	hs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (rooms.AuditHead, error) {
+		var h rooms.AuditHead
+		err := row.Scan(&h.Chain, &h.Seq, &h.Hash)
+		return h, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read audit chain heads: %w", err)
+	}
+	return hs, nil
+}
+
+// AuditEntries returns up to limit entries of one chain after position
+// afterSeq, in chain order; limit <= 0 means no limit.
+func (s *Store) AuditEntries(ctx context.Context, chain int, afterSeq int64, limit int) ([]rooms.AuditEntry, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+auditColumns+` FROM audit_entries
+		WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3`, chain, afterSeq, limitArg(limit))
+	if err != nil {
+		return nil, fmt.Errorf("read audit chain %d: %w", chain, err)
+	}
+	es, err := pgx.CollectRows(rows, scanAuditEntry)
+	if err != nil {
+		return nil, fmt.Errorf("read audit chain %d: %w", chain, err)
+	}
+	return es, nil
+}
+
+// defaultLimit caps lists whose filter sets no limit.
+const defaultLimit = 500
+
+// limitArg turns "limit <= 0 means none" into SQL's LIMIT NULL.
+func limitArg(limit int) *int64 {
+	if limit <= 0 {
+		return nil
+	}
+	l := int64(limit)
+	return &l
+}
+
+// mapErr turns driver errors the domain distinguishes into its sentinels:
+// a unique violation becomes rooms.ErrDuplicate and a foreign key naming an
+// absent referral becomes rooms.ErrNotFound.
+func mapErr(err error, what string) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "23505": // unique_violation
+			return fmt.Errorf("%s: %w (%s)", what, rooms.ErrDuplicate, pgErr.ConstraintName)
+		case "23503": // foreign_key_violation
+			return fmt.Errorf("%s: %w (%s)", what, rooms.ErrNotFound, pgErr.ConstraintName)
+		}
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// utc normalises a time read from the database, which pgx returns in the
+// local zone.
+func utc(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// micro truncates a time to the microsecond precision of timestamptz, so
+// what is written is exactly what is read back.
+func micro(t time.Time) time.Time { return t.Truncate(time.Microsecond) }
+
+func microPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	m := micro(*t)
+	return &m
+}
+
+// marshalJSON encodes v for a nullable jsonb column; a nil map stays SQL
+// NULL so it reads back as nil.
+func marshalJSON(v map[string]any) ([]byte, error) {
+	if v == nil {
+		return nil, nil
+	}
+	return json.Marshal(v)
+}
+
+// unmarshalJSON decodes a nullable jsonb column into a map.
+func unmarshalJSON(b []byte) (map[string]any, error) {
+	if b == nil {
+		return nil, nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}

@@ -1,0 +1,290 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"patientpass/rooms"
+)
+
+// tx is one READ COMMITTED transaction of a Store. It is used by one
+// goroutine, the one running InTx's fn.
+type tx struct {
+	reader
+	tx pgx.Tx
+}
+
+var _ rooms.Tx = (*tx)(nil)
+
+// PutOrganisation creates or renames an organisation.
+func (t *tx) PutOrganisation(ctx context.Context, o rooms.Organisation) error {
+	_, err := t.tx.Exec(ctx, `INSERT INTO organisations (ods, name) VALUES ($1, $2)
+		ON CONFLICT (ods) DO UPDATE SET name = excluded.name`, o.ODS, o.Name)
+	if err != nil {
+		return mapErr(err, "put organisation "+o.ODS)
+	}
+	return nil
+}
+
+func roleStrings(roles []rooms.Role) []string {
+	s := make([]string, len(roles))
+	for i, r := range roles {
+		s[i] = string(r)
+	}
+	return s
+}
+
+// CreateUser stores a new user; rooms.ErrDuplicate when the id or the
+// normalised email is taken. The email is kept as given.
+func (t *tx) CreateUser(ctx context.Context, u rooms.User) error {
+	_, err := t.tx.Exec(ctx, `INSERT INTO users (`+userColumns+`, email_key)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		u.ID, u.Email, u.Name, string(u.ProfessionalBody), u.RegistrationNumber, u.Organisation,
+		roleStrings(u.Roles), string(u.Status), u.PasswordHash, u.TOTPSecret, micro(u.CreatedAt), micro(u.UpdatedAt),
+		rooms.NormaliseEmail(u.Email))
+	if err != nil {
+		return mapErr(err, "create user "+u.ID)
+	}
+	return nil
+}
+
+// UpdateUser replaces every stored field of the user u.ID.
+func (t *tx) UpdateUser(ctx context.Context, u rooms.User) error {
+	tag, err := t.tx.Exec(ctx, `UPDATE users SET email = $2, name = $3, professional_body = $4,
+		registration_number = $5, organisation = $6, roles = $7, status = $8, password_hash = $9,
+		totp_secret = $10, created_at = $11, updated_at = $12, email_key = $13
+		WHERE id = $1`,
+		u.ID, u.Email, u.Name, string(u.ProfessionalBody), u.RegistrationNumber, u.Organisation,
+		roleStrings(u.Roles), string(u.Status), u.PasswordHash, u.TOTPSecret, micro(u.CreatedAt), micro(u.UpdatedAt),
+		rooms.NormaliseEmail(u.Email))
+	if err != nil {
+		return mapErr(err, "update user "+u.ID)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("update user %s: %w", u.ID, rooms.ErrNotFound)
+	}
+	return nil
+}
+
+// PutPathway creates or replaces a pathway.
+func (t *tx) PutPathway(ctx context.Context, p rooms.Pathway) error {
+	def, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("put pathway %s: %w", p.ID, err)
+	}
+	_, err = t.tx.Exec(ctx, `INSERT INTO pathways (id, receiving_organisation, definition) VALUES ($1, $2, $3)
+		ON CONFLICT (id) DO UPDATE SET receiving_organisation = excluded.receiving_organisation,
+			definition = excluded.definition`, p.ID, p.ReceivingOrganisation, def)
+	if err != nil {
+		return mapErr(err, "put pathway "+p.ID)
+	}
+	return nil
+}
+
+// CreateReferral stores a new referral and its participants in one round
+// trip; rooms.ErrDuplicate when the id is taken.
+func (t *tx) CreateReferral(ctx context.Context, r rooms.Referral) error {
+	form, err := marshalJSON(r.Form)
+	if err != nil {
+		return fmt.Errorf("create referral %s: encode form: %w", r.ID, err)
+	}
+	outcome, err := marshalJSON(r.Outcome)
+	if err != nil {
+		return fmt.Errorf("create referral %s: encode outcome: %w", r.ID, err)
+	}
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO referrals (id, pathway_id, status, priority,
+		patient_nhs_number, patient_name, patient_date_of_birth, patient_sex,
+		form, contact_phone, consultant_discussed, referrer,
+		referring_organisation, receiving_organisation, assignee_id, outcome,
+		submitted_at, triage_due_at, created_at, updated_at, head_seq)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
+		r.ID, r.PathwayID, string(r.Status), string(r.Priority),
+		r.Patient.NHSNumber, r.Patient.Name, r.Patient.DateOfBirth, r.Patient.Sex,
+		form, r.ContactPhone, r.ConsultantDiscussed, r.Referrer,
+		r.ReferringOrganisation, r.ReceivingOrganisation, r.AssigneeID, outcome,
+		microPtr(r.SubmittedAt), microPtr(r.TriageDueAt), micro(r.CreatedAt), micro(r.UpdatedAt), r.HeadSeq)
+	for _, p := range r.Participants {
+		queueParticipant(b, r.ID, p)
+	}
+	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
+		return mapErr(err, "create referral "+r.ID)
+	}
+	return nil
+}
+
+func queueParticipant(b *pgx.Batch, referralID string, p rooms.Participant) {
+	b.Queue(`INSERT INTO referral_participants (referral_id, user_id, name, added_by, added_at)
+		VALUES ($1, $2, $3, $4, $5)`, referralID, p.UserID, p.Name, p.AddedBy, micro(p.AddedAt))
+}
+
+// LockReferral reads a referral with its plan and participants and holds
+// its row lock until the transaction ends: the lock serialises the commands
+// on one referral, which is what keeps its event seqs gapless.
+func (t *tx) LockReferral(ctx context.Context, id string) (rooms.Referral, error) {
+	return t.referral(ctx, id, `SELECT `+referralColumns+` FROM referrals r WHERE r.id = $1 FOR UPDATE`)
+}
+
+// UpdateReferral stores the referral's mutable state.
+func (t *tx) UpdateReferral(ctx context.Context, r rooms.Referral) error {
+	form, err := marshalJSON(r.Form)
+	if err != nil {
+		return fmt.Errorf("update referral %s: encode form: %w", r.ID, err)
+	}
+	outcome, err := marshalJSON(r.Outcome)
+	if err != nil {
+		return fmt.Errorf("update referral %s: encode outcome: %w", r.ID, err)
+	}
+	tag, err := t.tx.Exec(ctx, `UPDATE referrals SET status = $2, priority = $3, form = $4,
+		contact_phone = $5, consultant_discussed = $6, assignee_id = $7, outcome = $8,
+		submitted_at = $9, triage_due_at = $10, updated_at = $11, head_seq = $12
+		WHERE id = $1`,
+		r.ID, string(r.Status), string(r.Priority), form,
+		r.ContactPhone, r.ConsultantDiscussed, r.AssigneeID, outcome,
+		microPtr(r.SubmittedAt), microPtr(r.TriageDueAt), micro(r.UpdatedAt), r.HeadSeq)
+	if err != nil {
+		return mapErr(err, "update referral "+r.ID)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("update referral %s: %w", r.ID, rooms.ErrNotFound)
+	}
+	return nil
+}
+
+// AppendEvent stores an event; rooms.ErrDuplicate when its seq is taken.
+func (t *tx) AppendEvent(ctx context.Context, e rooms.Event) error {
+	var body []byte
+	if e.Body != nil {
+		body = e.Body
+	}
+	_, err := t.tx.Exec(ctx, `INSERT INTO events (`+eventColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`,
+		e.ReferralID, e.Seq, string(e.Kind), e.Author, micro(e.At), body)
+	if err != nil {
+		return mapErr(err, fmt.Sprintf("append event %d to referral %s", e.Seq, e.ReferralID))
+	}
+	return nil
+}
+
+// PutPlanSection creates or replaces one section of a referral's plan.
+func (t *tx) PutPlanSection(ctx context.Context, referralID string, s rooms.PlanSection) error {
+	var updatedAt any
+	if !s.UpdatedAt.IsZero() {
+		updatedAt = micro(s.UpdatedAt)
+	}
+	_, err := t.tx.Exec(ctx, `INSERT INTO plan_sections (referral_id, name, revision, text, updated_by, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (referral_id, name) DO UPDATE SET revision = excluded.revision, text = excluded.text,
+			updated_by = excluded.updated_by, updated_at = excluded.updated_at`,
+		referralID, s.Name, s.Revision, s.Text, s.UpdatedBy, updatedAt)
+	if err != nil {
+		return mapErr(err, fmt.Sprintf("put plan section %s of referral %s", s.Name, referralID))
+	}
+	return nil
+}
+
+// AddParticipant adds a participant; rooms.ErrDuplicate when already there.
+func (t *tx) AddParticipant(ctx context.Context, referralID string, p rooms.Participant) error {
+	b := &pgx.Batch{}
+	queueParticipant(b, referralID, p)
+	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
+		return mapErr(err, fmt.Sprintf("add participant %s to referral %s", p.UserID, referralID))
+	}
+	return nil
+}
+
+// SetReadMarker raises the user's read marker to seq, never lowering it.
+func (t *tx) SetReadMarker(ctx context.Context, referralID, userID string, seq int64) error {
+	_, err := t.tx.Exec(ctx, `INSERT INTO read_markers (referral_id, user_id, seq) VALUES ($1, $2, $3)
+		ON CONFLICT (referral_id, user_id) DO UPDATE SET seq = GREATEST(read_markers.seq, excluded.seq)`,
+		referralID, userID, seq)
+	if err != nil {
+		return mapErr(err, fmt.Sprintf("set read marker of user %s in referral %s", userID, referralID))
+	}
+	return nil
+}
+
+// ClaimCommand records that the actor is executing the command c.Ref.
+//
+// The insert of a key held by a concurrent, uncommitted transaction waits
+// for it: when that one commits, DO NOTHING applies and the committed record
+// is read by a fresh statement (a new READ COMMITTED snapshot); when it
+// rolls back, the insert goes ahead and this transaction claims the ref.
+func (t *tx) ClaimCommand(ctx context.Context, c rooms.CommandRecord) (rooms.CommandRecord, bool, error) {
+	tag, err := t.tx.Exec(ctx, `INSERT INTO commands (actor_id, ref, kind, referral_id, at)
+		VALUES ($1, $2, $3, $4, $5) ON CONFLICT (actor_id, ref) DO NOTHING`,
+		c.ActorID, c.Ref, c.Kind, c.ReferralID, micro(c.At))
+	if err != nil {
+		return rooms.CommandRecord{}, false, mapErr(err, fmt.Sprintf("claim command %s of user %s", c.Ref, c.ActorID))
+	}
+	if tag.RowsAffected() == 1 {
+		return rooms.CommandRecord{}, true, nil
+	}
+	prior, err := t.Command(ctx, c.ActorID, c.Ref)
+	if err != nil {
+		return rooms.CommandRecord{}, false, fmt.Errorf("claim command %s of user %s: %w", c.Ref, c.ActorID, err)
+	}
+	return prior, false, nil
+}
+
+// CompleteCommand stores the result of a claimed command.
+func (t *tx) CompleteCommand(ctx context.Context, actorID, ref string, result json.RawMessage) error {
+	var res []byte
+	if result != nil {
+		res = result
+	}
+	tag, err := t.tx.Exec(ctx, `UPDATE commands SET result = $3 WHERE actor_id = $1 AND ref = $2`, actorID, ref, res)
+	if err != nil {
+		return mapErr(err, fmt.Sprintf("complete command %s of user %s", ref, actorID))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("complete command %s of user %s: %w", ref, actorID, rooms.ErrNotFound)
+	}
+	return nil
+}
+
+// LockAuditChain reads the head of one audit chain and holds its row lock
+// until the transaction ends, so entries of one chain are linked one at a
+// time.
+func (t *tx) LockAuditChain(ctx context.Context, chain int) (rooms.AuditHead, error) {
+	h := rooms.AuditHead{Chain: chain}
+	err := t.tx.QueryRow(ctx, `SELECT seq, hash FROM audit_chain_heads WHERE chain = $1 FOR UPDATE`, chain).Scan(&h.Seq, &h.Hash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return h, fmt.Errorf("lock audit chain %d: %w", chain, rooms.ErrNotFound)
+	}
+	if err != nil {
+		return h, fmt.Errorf("lock audit chain %d: %w", chain, err)
+	}
+	return h, nil
+}
+
+// AppendAudit stores an entry and moves its chain's head to it, in one
+// statement. The head only moves from the entry's predecessor, so an entry
+// not linked to the current head is refused rather than forking the chain.
+func (t *tx) AppendAudit(ctx context.Context, e rooms.AuditEntry) error {
+	var moved bool
+	err := t.tx.QueryRow(ctx, `WITH entry AS (
+			INSERT INTO audit_entries (chain, seq, at, actor_id, actor_registration, actor_role, action, event,
+				referral_id, patient_nhs_number, outcome, detail, node, client_addr, prev_hash, hash)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+			RETURNING chain, seq, prev_hash, hash
+		), head AS (
+			UPDATE audit_chain_heads h SET seq = entry.seq, hash = entry.hash
+			FROM entry
+			WHERE h.chain = entry.chain AND h.seq = entry.seq - 1 AND h.hash = entry.prev_hash
+			RETURNING h.chain
+		)
+		SELECT EXISTS (SELECT 1 FROM head)`,
+		e.Chain, e.Seq, micro(e.At), e.ActorID, e.ActorRegistration, string(e.ActorRole), string(e.Action), e.Event,
+		e.ReferralID, e.PatientNHSNumber, e.Outcome, e.Detail, e.Node, e.ClientAddr, e.PrevHash, e.Hash).Scan(&moved)
+	if err != nil {
+		return mapErr(err, fmt.Sprintf("append audit entry to chain %d", e.Chain))
+	}
+	if !moved {
+		return fmt.Errorf("append audit entry to chain %d at position %d: it does not follow the chain's head", e.Chain, e.Seq)
+	}
+	return nil
+}

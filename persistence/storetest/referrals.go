@@ -1,0 +1,220 @@
+package storetest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"patientpass/rooms"
+)
+
+var referralTests = []subtest{
+	{"create_then_get_round_trips_every_field", func(t *testing.T, s rooms.Store) {
+		f := newFixture(t, s)
+		want := f.referral("r-1", at(0))
+		// Participants come back oldest first whatever order they were given in.
+		want.Participants = []rooms.Participant{
+			{UserID: f.colleague.ID, Name: f.colleague.Name, AddedBy: f.referrer.ID, AddedAt: at(time.Second)},
+			{UserID: f.referrer.ID, Name: f.referrer.Name, AddedBy: f.referrer.ID, AddedAt: at(0)},
+		}
+		want.AssigneeID = f.specialist.ID
+		want.Outcome = map[string]any{"bed_type": "spinal", "advice": "keep flat"}
+		want.SubmittedAt = ptr(at(time.Minute))
+		want.TriageDueAt = ptr(at(time.Hour))
+		want.Status = rooms.StatusSubmitted
+		want.Priority = rooms.PriorityEmergency
+		want.UpdatedAt = at(time.Minute)
+		want.HeadSeq = 0
+		f.createReferral(t, want)
+
+		got, err := s.Referral(t.Context(), "r-1")
+		if err != nil {
+			t.Fatalf("get referral: %v", err)
+		}
+		want.Participants = []rooms.Participant{want.Participants[1], want.Participants[0]}
+		checkReferral(t, "referral", got, want)
+		if len(got.Plan.Sections) != 0 {
+			t.Errorf("new referral has plan sections %+v, want none", got.Plan.Sections)
+		}
+	}},
+	{"nullable_fields_stay_empty", func(t *testing.T, s rooms.Store) {
+		f := newFixture(t, s)
+		want := f.referral("r-1", at(0))
+		want.Outcome = nil
+		f.createReferral(t, want)
+		got, err := s.Referral(t.Context(), "r-1")
+		if err != nil {
+			t.Fatalf("get referral: %v", err)
+		}
+		if got.SubmittedAt != nil || got.TriageDueAt != nil {
+			t.Errorf("submitted %v, due %v; want both nil", got.SubmittedAt, got.TriageDueAt)
+		}
+		if got.AssigneeID != "" || len(got.Outcome) != 0 {
+			t.Errorf("assignee %q, outcome %v; want both empty", got.AssigneeID, got.Outcome)
+		}
+		checkReferral(t, "referral", got, want)
+	}},
+	{"duplicate_id_is_refused", func(t *testing.T, s rooms.Store) {
+		f := newFixture(t, s)
+		f.createReferral(t, f.referral("r-1", at(0)))
+		again := f.referral("r-1", at(time.Hour))
+		again.Patient.Name = "Someone Else"
+		err := s.InTx(t.Context(), func(tx rooms.Tx) error { return tx.CreateReferral(t.Context(), again) })
+		wantDuplicate(t, "create referral with a taken id", err)
+		got, err := s.Referral(t.Context(), "r-1")
+		if err != nil {
+			t.Fatalf("get referral: %v", err)
+		}
+		if got.Patient.Name != "Test Patient" {
+			t.Errorf("refused create changed the referral")
+		}
+	}},
+	{"missing_is_not_found", func(t *testing.T, s rooms.Store) {
+		_, err := s.Referral(t.Context(), "r-missing")
+		wantNotFound(t, "get missing referral", err)
+		err = s.InTx(t.Context(), func(tx rooms.Tx) error {
+			_, err := tx.LockReferral(t.Context(), "r-missing")
+			return err
+		})
+		wantNotFound(t, "lock missing referral", err)
+	}},
+	{"update_stores_every_mutable_field", func(t *testing.T, s rooms.Store) {
+		f := newFixture(t, s)
+		r := f.referral("r-1", at(0))
+		f.createReferral(t, r)
+		f.createReferral(t, f.referral("r-other", at(0)))
+
+		r.Status = rooms.StatusAccepted
+		r.Priority = rooms.PriorityEmergency
+		r.Form = map[string]any{"primary_cancer": "revised", "neuro_limb_weakness": true, "sins_score": 12.0}
+		r.ContactPhone = "0151 999 9999"
+		r.ConsultantDiscussed = false
+		r.AssigneeID = f.specialist.ID
+		r.Outcome = map[string]any{"bed_type": "neurosurgical"}
+		r.SubmittedAt = ptr(at(10 * time.Minute))
+		r.TriageDueAt = ptr(at(70 * time.Minute))
+		r.UpdatedAt = at(30 * time.Minute)
+		r.HeadSeq = 7
+		inTx(t, s, func(ctx context.Context, tx rooms.Tx) error { return tx.UpdateReferral(ctx, r) })
+		got, err := s.Referral(t.Context(), "r-1")
+		if err != nil {
+			t.Fatalf("get referral: %v", err)
+		}
+		checkReferral(t, "updated referral", got, r)
+
+		// Clearing must clear, not leave the old values behind.
+		r.AssigneeID = ""
+		r.Outcome = nil
+		r.TriageDueAt = nil
+		r.SubmittedAt = nil
+		r.HeadSeq = 8
+		inTx(t, s, func(ctx context.Context, tx rooms.Tx) error { return tx.UpdateReferral(ctx, r) })
+		got, err = s.Referral(t.Context(), "r-1")
+		if err != nil {
+			t.Fatalf("get referral: %v", err)
+		}
+		checkReferral(t, "cleared referral", got, r)
+
+		other, err := s.Referral(t.Context(), "r-other")
+		if err != nil {
+			t.Fatalf("get other referral: %v", err)
+		}
+		checkReferral(t, "referral not updated", other, f.referral("r-other", at(0)))
+	}},
+	{"update_of_missing_referral_is_not_found", func(t *testing.T, s rooms.Store) {
+		f := newFixture(t, s)
+		err := s.InTx(t.Context(), func(tx rooms.Tx) error { return tx.UpdateReferral(t.Context(), f.referral("r-ghost", at(0))) })
+		wantNotFound(t, "update missing referral", err)
+	}},
+	{"lock_returns_the_referral", func(t *testing.T, s rooms.Store) {
+		f := newFixture(t, s)
+		want := f.referral("r-1", at(0))
+		want.HeadSeq = 3
+		f.createReferral(t, want)
+		inTx(t, s, func(ctx context.Context, tx rooms.Tx) error {
+			return tx.PutPlanSection(ctx, "r-1", rooms.PlanSection{Name: "imaging", Revision: 1, Text: "MRI whole spine", UpdatedBy: f.specialist.ID, UpdatedAt: at(time.Minute)})
+		})
+		want.Plan.Sections = []rooms.PlanSection{{Name: "imaging", Revision: 1, Text: "MRI whole spine", UpdatedBy: f.specialist.ID, UpdatedAt: at(time.Minute)}}
+		inTx(t, s, func(ctx context.Context, tx rooms.Tx) error {
+			got, err := tx.LockReferral(ctx, "r-1")
+			if err != nil {
+				return err
+			}
+			checkReferral(t, "locked referral", got, want)
+			return nil
+		})
+	}},
+	{"list_filters_and_orders", listReferrals},
+}
+
+// listReferrals checks every ReferralFilter field and the ordering: earliest
+// triage deadline first, referrals without one last, newest first among
+// equals.
+func listReferrals(t *testing.T, s rooms.Store) {
+	f := newFixture(t, s)
+	mk := func(id string, created time.Time, status rooms.Status, pr rooms.Priority, due *time.Time, people ...rooms.User) rooms.Referral {
+		r := f.referral(id, created)
+		r.Status, r.Priority, r.TriageDueAt = status, pr, due
+		r.Participants = nil
+		for i, u := range people {
+			r.Participants = append(r.Participants, rooms.Participant{UserID: u.ID, Name: u.Name, AddedBy: people[0].ID, AddedAt: created.Add(time.Duration(i) * time.Second)})
+		}
+		return r
+	}
+	// Created out of order so insertion order cannot pass for the ordering.
+	r5 := mk("r5", at(4*time.Minute), rooms.StatusAccepted, rooms.PriorityRoutine, nil, f.referrer)
+	r3 := mk("r3", at(2*time.Minute), rooms.StatusDraft, rooms.PriorityRoutine, nil, f.colleague)
+	r2 := mk("r2", at(1*time.Minute), rooms.StatusInTriage, rooms.PriorityUrgent, ptr(at(4*time.Hour)), f.referrer, f.colleague)
+	r1 := mk("r1", at(0), rooms.StatusSubmitted, rooms.PriorityEmergency, ptr(at(time.Hour)), f.referrer)
+	r6 := mk("r6", at(5*time.Minute), rooms.StatusSubmitted, rooms.PriorityEmergency, ptr(at(time.Hour)), f.referrer)
+	r4 := mk("r4", at(3*time.Minute), rooms.StatusSubmitted, rooms.PriorityUrgent, ptr(at(30*time.Minute)), f.outsider)
+	r4.PathwayID, r4.ReceivingOrganisation = f.breast.ID, f.breast.ReceivingOrganisation
+	r4.Referrer, r4.ReferringOrganisation = rooms.AuthorOf(f.outsider), f.outsider.Organisation
+	all := []rooms.Referral{r5, r3, r2, r1, r6, r4}
+	section := rooms.PlanSection{Name: "steroids", Revision: 2, Text: "dexamethasone", UpdatedBy: f.specialist.ID, UpdatedAt: at(time.Minute)}
+	inTx(t, s, func(ctx context.Context, tx rooms.Tx) error {
+		for _, r := range all {
+			if err := tx.CreateReferral(ctx, r); err != nil {
+				return err
+			}
+		}
+		return tx.PutPlanSection(ctx, "r2", section)
+	})
+	r2.Plan.Sections = []rooms.PlanSection{section}
+
+	for _, c := range []struct {
+		name   string
+		filter rooms.ReferralFilter
+		want   []string
+	}{
+		{"no_filter", rooms.ReferralFilter{}, []string{"r4", "r6", "r1", "r2", "r5", "r3"}},
+		{"visible_to_user", rooms.ReferralFilter{VisibleToUser: f.referrer.ID}, []string{"r6", "r1", "r2", "r5"}},
+		{"visible_to_organisation", rooms.ReferralFilter{VisibleToOrganisation: "RET"}, []string{"r6", "r1", "r2", "r5", "r3"}},
+		{"visible_to_user_or_organisation", rooms.ReferralFilter{VisibleToUser: f.colleague.ID, VisibleToOrganisation: "REN"}, []string{"r4", "r2", "r3"}},
+		{"visible_to_nobody", rooms.ReferralFilter{VisibleToUser: f.specialist.ID}, nil},
+		{"one_status", rooms.ReferralFilter{Status: []rooms.Status{rooms.StatusDraft}}, []string{"r3"}},
+		{"several_statuses", rooms.ReferralFilter{Status: []rooms.Status{rooms.StatusInTriage, rooms.StatusSubmitted}}, []string{"r4", "r6", "r1", "r2"}},
+		{"pathway", rooms.ReferralFilter{PathwayID: f.breast.ID}, []string{"r4"}},
+		{"priority", rooms.ReferralFilter{Priority: rooms.PriorityUrgent}, []string{"r4", "r2"}},
+		{"limit", rooms.ReferralFilter{Limit: 2}, []string{"r4", "r6"}},
+		{"combined", rooms.ReferralFilter{VisibleToOrganisation: "RET", Status: []rooms.Status{rooms.StatusSubmitted, rooms.StatusAccepted}, Priority: rooms.PriorityEmergency, Limit: 1}, []string{"r6"}},
+	} {
+		got, err := s.Referrals(t.Context(), c.filter)
+		if err != nil {
+			t.Fatalf("%s: list referrals: %v", c.name, err)
+		}
+		checkIDs(t, c.name, ids(got), c.want)
+	}
+
+	got, err := s.Referrals(t.Context(), rooms.ReferralFilter{})
+	if err != nil {
+		t.Fatalf("list referrals: %v", err)
+	}
+	byID := map[string]rooms.Referral{}
+	for _, r := range got {
+		byID[r.ID] = r
+	}
+	for _, want := range []rooms.Referral{r2, r4, r5} {
+		checkReferral(t, "listed "+want.ID, byID[want.ID], want)
+	}
+}

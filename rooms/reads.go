@@ -1,0 +1,151 @@
+package rooms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// referral reads a referral with its plan completed from its pathway.
+func (s *Service) referral(ctx context.Context, id string) (Referral, error) {
+	r, err := s.store.Referral(ctx, id)
+	if err != nil {
+		return Referral{}, fmt.Errorf("read referral %s: %w", id, err)
+	}
+	pw, err := s.store.Pathway(ctx, r.PathwayID)
+	if err != nil {
+		return Referral{}, fmt.Errorf("read pathway %s: %w", r.PathwayID, err)
+	}
+	r.Plan = completePlan(pw, r.Plan.Sections)
+	return r, nil
+}
+
+// Authorize returns the referral if the caller may see it. When they may
+// not, or it does not exist, it returns not_found and audits the denial;
+// event names the attempted interaction ("referral.subscribe", …).
+func (s *Service) Authorize(ctx context.Context, c Caller, referralID, event string) (Referral, error) {
+	if err := checkCaller(c); err != nil {
+		return Referral{}, err
+	}
+	r, err := s.referral(ctx, referralID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		e := s.entry(c, ActionRead, event, nil, OutcomeDenied, string(CodeNotFound))
+		e.ReferralID = referralID
+		if aerr := s.Audit(ctx, e); aerr != nil {
+			return Referral{}, aerr
+		}
+		return Referral{}, NotFound("referral")
+	case err != nil:
+		return Referral{}, err
+	case !CanView(c.User, r):
+		if aerr := s.AuditCaller(ctx, c, ActionRead, event, &r, OutcomeDenied, string(CodeNotFound)); aerr != nil {
+			return Referral{}, aerr
+		}
+		return Referral{}, NotFound("referral")
+	}
+	return r, nil
+}
+
+// Referral returns a referral the caller may see, with its plan and
+// participants, and audits the view.
+func (s *Service) Referral(ctx context.Context, c Caller, id string) (Referral, error) {
+	r, err := s.Authorize(ctx, c, id, "referral.view")
+	if err != nil {
+		return Referral{}, err
+	}
+	if err := s.AuditCaller(ctx, c, ActionRead, "referral.view", &r, OutcomeSuccess, ""); err != nil {
+		return Referral{}, err
+	}
+	return r, nil
+}
+
+// Referrals lists the referrals the caller may see that match f, and audits
+// the listing.
+func (s *Service) Referrals(ctx context.Context, c Caller, f ReferralFilter) ([]Referral, error) {
+	if err := checkCaller(c); err != nil {
+		return nil, err
+	}
+	rs, err := s.store.Referrals(ctx, VisibleFilter(c.User, f))
+	if err != nil {
+		return nil, fmt.Errorf("list referrals: %w", err)
+	}
+	pathways := map[string]Pathway{}
+	for i := range rs {
+		pw, ok := pathways[rs[i].PathwayID]
+		if !ok {
+			if pw, err = s.store.Pathway(ctx, rs[i].PathwayID); err != nil {
+				return nil, fmt.Errorf("read pathway %s: %w", rs[i].PathwayID, err)
+			}
+			pathways[pw.ID] = pw
+		}
+		rs[i].Plan = completePlan(pw, rs[i].Plan.Sections)
+	}
+	detail := fmt.Sprintf("count=%d", len(rs))
+	if err := s.AuditCaller(ctx, c, ActionRead, "referral.list", nil, OutcomeSuccess, detail); err != nil {
+		return nil, err
+	}
+	return rs, nil
+}
+
+// Events returns up to limit events of a referral after seq, and the
+// referral's head seq, when the caller may see it. The read is audited.
+func (s *Service) Events(ctx context.Context, c Caller, referralID string, after int64, limit int) ([]Event, int64, error) {
+	if after < 0 {
+		return nil, 0, Invalid("after", "after cannot be negative")
+	}
+	r, err := s.Authorize(ctx, c, referralID, "referral.events")
+	if err != nil {
+		return nil, 0, err
+	}
+	events, err := s.store.Events(ctx, referralID, after, limit)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read events of referral %s: %w", referralID, err)
+	}
+	head := r.HeadSeq
+	if n := len(events); n > 0 && events[n-1].Seq > head {
+		head = events[n-1].Seq // committed after the referral was read
+	}
+	detail := fmt.Sprintf("after=%d count=%d", after, len(events))
+	if err := s.AuditCaller(ctx, c, ActionRead, "referral.events", &r, OutcomeSuccess, detail); err != nil {
+		return nil, 0, err
+	}
+	return events, head, nil
+}
+
+// MarkRead records that the caller has read a referral's room up to seq.
+func (s *Service) MarkRead(ctx context.Context, c Caller, referralID string, seq int64) error {
+	if err := checkCaller(c); err != nil {
+		return err
+	}
+	if seq < 0 {
+		return Invalid("seq", "seq cannot be negative")
+	}
+	var denied *Referral
+	err := s.store.InTx(ctx, func(tx Tx) error {
+		r, err := tx.Referral(ctx, referralID)
+		if errors.Is(err, ErrNotFound) {
+			return NotFound("referral")
+		}
+		if err != nil {
+			return fmt.Errorf("read referral %s: %w", referralID, err)
+		}
+		if !CanView(c.User, r) {
+			denied = &r
+			return NotFound("referral")
+		}
+		if seq > r.HeadSeq {
+			return Invalid("seq", "seq %d is beyond the latest event %d", seq, r.HeadSeq)
+		}
+		if err := tx.SetReadMarker(ctx, referralID, c.User.ID, seq); err != nil {
+			return fmt.Errorf("set read marker on referral %s: %w", referralID, err)
+		}
+		return s.appendAudit(ctx, tx, s.entry(c, ActionUpdate, "referral.read_marker", &r, OutcomeSuccess, fmt.Sprintf("seq=%d", seq)))
+	})
+	if err != nil && CodeOf(err) == CodeNotFound {
+		e := s.entry(c, ActionUpdate, "referral.read_marker", denied, OutcomeDenied, string(CodeNotFound))
+		e.ReferralID = referralID
+		_ = s.Audit(context.WithoutCancel(ctx), e)
+	}
+	return err
+}

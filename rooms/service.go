@@ -1,0 +1,350 @@
+package rooms
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Publisher is told about events after they commit. Publishing is a wake-up
+// for other nodes, never the record: a lost publication is repaired from the
+// store, so Publish reports no error.
+type Publisher interface {
+	Publish(ctx context.Context, e Event)
+}
+
+// Caller is who is executing a command, and from where.
+type Caller struct {
+	User       User
+	ClientAddr string
+}
+
+// System is the caller for actions taken by the platform itself (command-line
+// bootstrap, demo seeding).
+var System = Caller{User: User{ID: "system", Name: "Patient Pass", Status: UserActive}}
+
+// Limits on free text, chosen so every command fits in one 64 KiB frame.
+const (
+	MaxMessageLen  = 10000
+	MaxPlanTextLen = 20000
+	MaxRefLen      = 128
+)
+
+// Service executes every command on referrals: it validates, authorises, and
+// runs one transaction that appends the event, updates the referral and
+// appends the audit entry; then it tells the publisher.
+type Service struct {
+	store Store
+	clock Clock
+	pub   Publisher
+	node  string
+}
+
+// Config configures a Service. Clock defaults to the system clock and
+// Publisher to none.
+type Config struct {
+	Store     Store
+	Clock     Clock
+	Publisher Publisher
+	// Node names this process in audit entries.
+	Node string
+}
+
+// NewService returns a Service over cfg.Store.
+func NewService(cfg Config) *Service {
+	if cfg.Clock == nil {
+		cfg.Clock = SystemClock{}
+	}
+	return &Service{store: cfg.Store, clock: cfg.Clock, pub: cfg.Publisher, node: cfg.Node}
+}
+
+// Store returns the service's store for read-only callers.
+func (s *Service) Store() Store { return s.store }
+
+// Clock returns the service's clock.
+func (s *Service) Clock() Clock { return s.clock }
+
+// SetPublisher sets the publisher told about committed events. It must be
+// called before the service is used concurrently.
+func (s *Service) SetPublisher(p Publisher) { s.pub = p }
+
+// NewID returns a random identifier (a version 4 UUID).
+func NewID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("read random bytes: " + err.Error())
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// commandResult is what a command's record remembers.
+type commandResult struct {
+	ReferralID string `json:"referral_id"`
+	Seq        int64  `json:"seq"`
+}
+
+// errAlreadyDone rolls back a transaction whose ref was executed before.
+var errAlreadyDone = errors.New("command already executed")
+
+// command is the frame shared by every referral command: validation done
+// before, the caller's transaction body, and the audit entry either way.
+type command struct {
+	caller Caller
+	kind   string // "referral.message", …
+	action AuditAction
+	ref    string
+	// referralID is empty for a new referral.
+	referralID string
+	// run executes inside the transaction with the referral locked (nil for
+	// a new referral) and returns the events appended and the audit detail.
+	run func(ctx context.Context, tx Tx, r *Referral) (events []Event, detail string, err error)
+}
+
+// execute runs c exactly once per (caller, ref). It returns the events the
+// command appended, or, for a repeated ref, the result recorded the first
+// time (events nil).
+func (s *Service) execute(ctx context.Context, c command) ([]Event, commandResult, error) {
+	if err := checkCaller(c.caller); err != nil {
+		s.auditRefusal(ctx, c, nil, err)
+		return nil, commandResult{}, err
+	}
+	if err := validateRef(c.ref); err != nil {
+		s.auditRefusal(ctx, c, nil, err)
+		return nil, commandResult{}, err
+	}
+	var (
+		events  []Event
+		result  commandResult
+		current *Referral // for the audit entry of a refusal
+	)
+	err := s.store.InTx(ctx, func(tx Tx) error {
+		prior, claimed, err := tx.ClaimCommand(ctx, CommandRecord{
+			ActorID: c.caller.User.ID, Ref: c.ref, Kind: c.kind, ReferralID: c.referralID, At: s.clock.Now(),
+		})
+		if err != nil {
+			return fmt.Errorf("claim command %s: %w", c.kind, err)
+		}
+		if !claimed {
+			if prior.Kind != c.kind || (c.referralID != "" && prior.ReferralID != c.referralID) {
+				return Invalid("ref", "this ref was already used for a different command; use a new ref for each command")
+			}
+			if err := json.Unmarshal(prior.Result, &result); err != nil {
+				return fmt.Errorf("decode result of command %s: %w", c.kind, err)
+			}
+			return errAlreadyDone
+		}
+		var r *Referral
+		if c.referralID != "" {
+			locked, err := tx.LockReferral(ctx, c.referralID)
+			if errors.Is(err, ErrNotFound) {
+				return NotFound("referral")
+			}
+			if err != nil {
+				return fmt.Errorf("lock referral %s: %w", c.referralID, err)
+			}
+			current = &locked
+			if !CanView(c.caller.User, locked) {
+				return NotFound("referral")
+			}
+			r = &locked
+		}
+		evs, detail, err := c.run(ctx, tx, r)
+		if err != nil {
+			return err
+		}
+		events = evs
+		last := evs[len(evs)-1]
+		current = r
+		if r == nil {
+			created, err := tx.Referral(ctx, last.ReferralID)
+			if err != nil {
+				return fmt.Errorf("read new referral %s: %w", last.ReferralID, err)
+			}
+			current = &created
+		}
+		result = commandResult{ReferralID: last.ReferralID, Seq: last.Seq}
+		if err := tx.CompleteCommand(ctx, c.caller.User.ID, c.ref, mustJSON(result)); err != nil {
+			return fmt.Errorf("complete command %s: %w", c.kind, err)
+		}
+		return s.appendAudit(ctx, tx, s.entry(c.caller, c.action, c.kind, current, OutcomeSuccess, detail))
+	})
+	switch {
+	case errors.Is(err, errAlreadyDone):
+		return nil, result, nil
+	case err != nil:
+		s.auditRefusal(ctx, c, current, err)
+		return nil, commandResult{}, err
+	}
+	if s.pub != nil {
+		for _, e := range events {
+			s.pub.Publish(ctx, e)
+		}
+	}
+	return events, result, nil
+}
+
+// auditRefusal records a refused command in a transaction of its own (the
+// command's own was rolled back).
+func (s *Service) auditRefusal(ctx context.Context, c command, r *Referral, cause error) {
+	outcome := OutcomeFailed
+	detail := string(CodeOf(cause))
+	var de *Error
+	if errors.As(cause, &de) {
+		switch de.Code {
+		case CodeInvalid, CodeConflict:
+			outcome = OutcomeInvalid
+		case CodeForbidden, CodeNotFound, CodeUnauthenticated:
+			outcome = OutcomeDenied
+		}
+		if de.Field != "" {
+			detail += " " + de.Field
+		}
+	}
+	e := s.entry(c.caller, c.action, c.kind, r, outcome, detail)
+	if r == nil && c.referralID != "" {
+		e.ReferralID = c.referralID
+	}
+	// The refusal is what the caller sees; failing to audit it is logged by
+	// the store's caller when the store is down, which Ping reports.
+	_ = s.Audit(context.WithoutCancel(ctx), e)
+}
+
+// entry builds an audit entry for caller's interaction with r (nil when the
+// interaction concerns no referral).
+func (s *Service) entry(c Caller, action AuditAction, event string, r *Referral, outcome, detail string) AuditEntry {
+	e := AuditEntry{
+		At:                s.clock.Now(),
+		ActorID:           c.User.ID,
+		ActorRegistration: c.User.RegistrationNumber,
+		ActorRole:         c.User.PrimaryRole(),
+		Action:            action,
+		Event:             event,
+		Outcome:           outcome,
+		Detail:            detail,
+		ClientAddr:        c.ClientAddr,
+	}
+	if r != nil {
+		e.ReferralID = r.ID
+		e.PatientNHSNumber = r.Patient.NHSNumber
+	}
+	return e
+}
+
+// appendAudit links e to its chain and appends it inside tx.
+func (s *Service) appendAudit(ctx context.Context, tx Tx, e AuditEntry) error {
+	key := e.ReferralID
+	if key == "" {
+		key = e.ActorID
+	}
+	head, err := tx.LockAuditChain(ctx, AuditChainFor(key))
+	if err != nil {
+		return fmt.Errorf("lock audit chain: %w", err)
+	}
+	if e.At.IsZero() {
+		e.At = s.clock.Now()
+	}
+	e.Node = s.node
+	e.chainAfter(head)
+	if err := tx.AppendAudit(ctx, e); err != nil {
+		return fmt.Errorf("append audit entry %s: %w", e.Event, err)
+	}
+	return nil
+}
+
+// Audit appends one entry in a transaction of its own: for interactions that
+// change nothing else, such as logins, views and refusals. The service fills
+// in the time (when zero), node, chain and hashes.
+func (s *Service) Audit(ctx context.Context, e AuditEntry) error {
+	return s.store.InTx(ctx, func(tx Tx) error { return s.appendAudit(ctx, tx, e) })
+}
+
+// AuditCaller appends an entry for caller's interaction with r (nil for
+// none).
+func (s *Service) AuditCaller(ctx context.Context, c Caller, action AuditAction, event string, r *Referral, outcome, detail string) error {
+	return s.Audit(ctx, s.entry(c, action, event, r, outcome, detail))
+}
+
+func checkCaller(c Caller) error {
+	if c.User.ID == "" {
+		return &Error{Code: CodeUnauthenticated, Message: "please log in"}
+	}
+	if c.User.Status != UserActive {
+		return Forbidden("your account is %s", c.User.Status)
+	}
+	return nil
+}
+
+func validateRef(ref string) error {
+	if ref == "" {
+		return Invalid("ref", "ref is required: a client-generated id that makes retries safe")
+	}
+	if len(ref) > MaxRefLen || !utf8.ValidString(ref) || hasControl(ref) {
+		return Invalid("ref", "ref must be at most %d characters", MaxRefLen)
+	}
+	return nil
+}
+
+// hasControl reports control characters other than tab, newline and
+// carriage return; NUL in particular cannot be stored by Postgres.
+func hasControl(s string) bool {
+	for _, r := range s {
+		if (r < 0x20 && r != '\t' && r != '\n' && r != '\r') || r == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+func validateText(field, what, s string, max int, required bool) error {
+	if required && strings.TrimSpace(s) == "" {
+		return Invalid(field, "%s is required", what)
+	}
+	if !utf8.ValidString(s) || hasControl(s) {
+		return Invalid(field, "%s contains characters that are not text", what)
+	}
+	if utf8.RuneCountInString(s) > max {
+		return Invalid(field, "%s is too long (at most %d characters)", what, max)
+	}
+	return nil
+}
+
+// nextEvent builds the next event of r and advances r's head and time.
+func (s *Service) nextEvent(r *Referral, author User, kind EventKind, body any) Event {
+	now := s.clock.Now().Truncate(time.Microsecond)
+	r.HeadSeq++
+	r.UpdatedAt = now
+	return Event{ReferralID: r.ID, Seq: r.HeadSeq, Kind: kind, Author: AuthorOf(author), At: now, Body: mustJSON(body)}
+}
+
+// appendEvents stores events and the referral's new state.
+func appendEvents(ctx context.Context, tx Tx, r *Referral, events ...Event) error {
+	for _, e := range events {
+		if err := tx.AppendEvent(ctx, e); err != nil {
+			return fmt.Errorf("append %s event to referral %s: %w", e.Kind, r.ID, err)
+		}
+	}
+	if err := tx.UpdateReferral(ctx, *r); err != nil {
+		return fmt.Errorf("update referral %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// eventResult returns the events of a command, reading the recorded one
+// when the ref was repeated.
+func (s *Service) eventResult(ctx context.Context, events []Event, res commandResult) (Event, error) {
+	if events != nil {
+		return events[len(events)-1], nil
+	}
+	e, err := s.store.Event(ctx, res.ReferralID, res.Seq)
+	if err != nil {
+		return Event{}, fmt.Errorf("read result event %d of referral %s: %w", res.Seq, res.ReferralID, err)
+	}
+	return e, nil
+}

@@ -1,0 +1,166 @@
+package rooms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// NewUser is an account to create.
+type NewUser struct {
+	Name               string
+	Email              string
+	ProfessionalBody   ProfessionalBody
+	RegistrationNumber string
+	Organisation       string
+	Roles              []Role
+	Status             UserStatus
+	// PasswordHash is the encoded hash of the user's password; rooms never
+	// sees passwords.
+	PasswordHash string
+	TOTPSecret   string
+}
+
+// Validate checks the account's fields, naming the first one at fault.
+func (n *NewUser) Validate() error {
+	n.Name = strings.TrimSpace(n.Name)
+	n.Email = NormaliseEmail(n.Email)
+	n.RegistrationNumber = strings.ToUpper(strings.TrimSpace(n.RegistrationNumber))
+	n.Organisation = strings.ToUpper(strings.TrimSpace(n.Organisation))
+	if n.Name == "" || len(n.Name) > 200 || hasControl(n.Name) {
+		return Invalid("name", "name is required (at most 200 characters)")
+	}
+	at := strings.LastIndexByte(n.Email, '@')
+	if at < 1 || at == len(n.Email)-1 || len(n.Email) > 254 || strings.ContainsAny(n.Email, " \t\r\n") {
+		return Invalid("email", "a valid work email address is required")
+	}
+	if err := ValidateRegistration("professional_body", "registration_number", n.ProfessionalBody, n.RegistrationNumber); err != nil {
+		return err
+	}
+	if err := ValidateODS("organisation", n.Organisation); err != nil {
+		return err
+	}
+	if len(n.Roles) == 0 {
+		return Invalid("role", "at least one role is required")
+	}
+	for _, r := range n.Roles {
+		if _, err := ParseRole("role", string(r)); err != nil {
+			return err
+		}
+	}
+	switch n.Status {
+	case UserPending, UserActive, UserSuspended:
+	default:
+		return Invalid("status", "status must be pending, active or suspended")
+	}
+	if n.PasswordHash == "" {
+		return Invalid("password", "a password is required")
+	}
+	return nil
+}
+
+// CreateUser creates an account in an existing organisation.
+func (s *Service) CreateUser(ctx context.Context, c Caller, n NewUser) (User, error) {
+	if err := n.Validate(); err != nil {
+		_ = s.AuditCaller(ctx, c, ActionCreate, "user.create", nil, OutcomeInvalid, "invalid "+fieldOf(err))
+		return User{}, err
+	}
+	now := s.clock.Now().Truncate(time.Microsecond)
+	u := User{
+		ID: NewID(), Email: n.Email, Name: n.Name,
+		ProfessionalBody: n.ProfessionalBody, RegistrationNumber: n.RegistrationNumber,
+		Organisation: n.Organisation, Roles: n.Roles, Status: n.Status,
+		PasswordHash: n.PasswordHash, TOTPSecret: n.TOTPSecret,
+		CreatedAt: now, UpdatedAt: now,
+	}
+	err := s.store.InTx(ctx, func(tx Tx) error {
+		if _, err := tx.Organisation(ctx, u.Organisation); errors.Is(err, ErrNotFound) {
+			return Invalid("organisation", "there is no organisation with ODS code %s", u.Organisation)
+		} else if err != nil {
+			return fmt.Errorf("read organisation %s: %w", u.Organisation, err)
+		}
+		if err := tx.CreateUser(ctx, u); errors.Is(err, ErrDuplicate) {
+			return &Error{Code: CodeConflict, Field: "email", Message: "an account with this email already exists"}
+		} else if err != nil {
+			return fmt.Errorf("create user: %w", err)
+		}
+		e := s.entry(c, ActionCreate, "user.create", nil, OutcomeSuccess, "user="+u.ID+" status="+string(u.Status))
+		return s.appendAudit(ctx, tx, e)
+	})
+	if err != nil {
+		if CodeOf(err) != CodeInternal {
+			_ = s.AuditCaller(ctx, c, ActionCreate, "user.create", nil, OutcomeInvalid, string(CodeOf(err))+" "+fieldOf(err))
+		}
+		return User{}, err
+	}
+	return u, nil
+}
+
+// UpdateUser stores changes to an account made by the platform or an admin,
+// audited as event (such as "user.password_reset").
+func (s *Service) UpdateUser(ctx context.Context, c Caller, u User, event string) error {
+	u.UpdatedAt = s.clock.Now().Truncate(time.Microsecond)
+	return s.store.InTx(ctx, func(tx Tx) error {
+		if err := tx.UpdateUser(ctx, u); err != nil {
+			return fmt.Errorf("update user %s: %w", u.ID, err)
+		}
+		return s.appendAudit(ctx, tx, s.entry(c, ActionUpdate, event, nil, OutcomeSuccess, "user="+u.ID))
+	})
+}
+
+// PutOrganisation creates or renames an organisation.
+func (s *Service) PutOrganisation(ctx context.Context, c Caller, o Organisation) error {
+	o.ODS = strings.ToUpper(strings.TrimSpace(o.ODS))
+	o.Name = strings.TrimSpace(o.Name)
+	if err := ValidateODS("ods", o.ODS); err != nil {
+		return err
+	}
+	if o.Name == "" {
+		return Invalid("name", "organisation name is required")
+	}
+	return s.store.InTx(ctx, func(tx Tx) error {
+		if err := tx.PutOrganisation(ctx, o); err != nil {
+			return fmt.Errorf("put organisation %s: %w", o.ODS, err)
+		}
+		return s.appendAudit(ctx, tx, s.entry(c, ActionUpdate, "organisation.put", nil, OutcomeSuccess, "ods="+o.ODS))
+	})
+}
+
+// PutPathway creates or replaces a pathway; its receiving organisation must
+// exist.
+func (s *Service) PutPathway(ctx context.Context, c Caller, p Pathway) error {
+	if p.ID == "" {
+		return Invalid("id", "pathway id is required")
+	}
+	return s.store.InTx(ctx, func(tx Tx) error {
+		if _, err := tx.Organisation(ctx, p.ReceivingOrganisation); errors.Is(err, ErrNotFound) {
+			return Invalid("receiving_organisation", "there is no organisation with ODS code %s", p.ReceivingOrganisation)
+		} else if err != nil {
+			return fmt.Errorf("read organisation %s: %w", p.ReceivingOrganisation, err)
+		}
+		if err := tx.PutPathway(ctx, p); err != nil {
+			return fmt.Errorf("put pathway %s: %w", p.ID, err)
+		}
+		return s.appendAudit(ctx, tx, s.entry(c, ActionUpdate, "pathway.put", nil, OutcomeSuccess, "pathway="+p.ID))
+	})
+}
+
+func fieldOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Field
+	}
+	return ""
+}
+
+// HasAdminRole reports whether the account is to be an admin.
+func (n NewUser) HasAdminRole() bool {
+	for _, r := range n.Roles {
+		if r == RoleAdmin {
+			return true
+		}
+	}
+	return false
+}
