@@ -142,11 +142,7 @@ func (s *Service) PostMessage(ctx context.Context, c Caller, m PostMessage) (Eve
 		e := s.nextEvent(r, c.User, EventMessage, MessageBody{Body: m.Body})
 		return []Event{e}, fmt.Sprintf("seq=%d len=%d", e.Seq, len(m.Body)), appendEvents(ctx, tx, r, e)
 	}
-	events, res, err := s.execute(ctx, cmd)
-	if err != nil {
-		return Event{}, err
-	}
-	return s.eventResult(ctx, events, res)
+	return s.executeForEvent(ctx, cmd)
 }
 
 // EditPlan is the command that edits one section of a management plan.
@@ -192,11 +188,7 @@ func (s *Service) EditPlan(ctx context.Context, c Caller, p EditPlan) (Event, er
 		e := s.nextEvent(r, c.User, EventPlanEdit, PlanEditBody{Section: p.Section, Revision: next.Revision, Text: p.Text})
 		return []Event{e}, fmt.Sprintf("section=%s revision=%d", p.Section, next.Revision), appendEvents(ctx, tx, r, e)
 	}
-	events, res, err := s.execute(ctx, cmd)
-	if err != nil {
-		return Event{}, err
-	}
-	return s.eventResult(ctx, events, res)
+	return s.executeForEvent(ctx, cmd)
 }
 
 // Transition is the command that moves a referral to another status.
@@ -236,11 +228,7 @@ func (s *Service) Transition(ctx context.Context, c Caller, t Transition) (Event
 		e := s.nextEvent(r, c.User, EventTransition, TransitionBody{From: from, To: t.To, Reason: t.Reason, Outcome: t.Outcome})
 		return []Event{e}, detail, appendEvents(ctx, tx, r, e)
 	}
-	events, res, err := s.execute(ctx, cmd)
-	if err != nil {
-		return Event{}, err
-	}
-	return s.eventResult(ctx, events, res)
+	return s.executeForEvent(ctx, cmd)
 }
 
 // AddParticipant is the command that brings a colleague into a referral.
@@ -276,11 +264,7 @@ func (s *Service) AddParticipant(ctx context.Context, c Caller, a AddParticipant
 		e := s.nextEvent(r, c.User, EventParticipantAdded, ParticipantAddedBody{UserID: colleague.ID, Name: colleague.Name})
 		return []Event{e}, "participant=" + colleague.ID, appendEvents(ctx, tx, r, e)
 	}
-	events, res, err := s.execute(ctx, cmd)
-	if err != nil {
-		return Event{}, err
-	}
-	return s.eventResult(ctx, events, res)
+	return s.executeForEvent(ctx, cmd)
 }
 
 // Assign is the command that gives a referral to a member of the receiving
@@ -310,9 +294,5 @@ func (s *Service) Assign(ctx context.Context, c Caller, a Assign) (Event, error)
 		e := s.nextEvent(r, c.User, EventAssigned, AssignedBody{AssigneeID: assignee.ID, AssigneeName: assignee.Name})
 		return []Event{e}, "assignee=" + assignee.ID, appendEvents(ctx, tx, r, e)
 	}
-	events, res, err := s.execute(ctx, cmd)
-	if err != nil {
-		return Event{}, err
-	}
-	return s.eventResult(ctx, events, res)
+	return s.executeForEvent(ctx, cmd)
 }

@@ -336,9 +336,13 @@ func appendEvents(ctx context.Context, tx Tx, r *Referral, events ...Event) erro
 	return nil
 }
 
-// eventResult returns the events of a command, reading the recorded one
-// when the ref was repeated.
-func (s *Service) eventResult(ctx context.Context, events []Event, res commandResult) (Event, error) {
+// executeForEvent executes a command that appends one event and returns that
+// event, reading the recorded one when the ref was repeated.
+func (s *Service) executeForEvent(ctx context.Context, c command) (Event, error) {
+	events, res, err := s.execute(ctx, c)
+	if err != nil {
+		return Event{}, err
+	}
 	if events != nil {
 		return events[len(events)-1], nil
 	}
