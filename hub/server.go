@@ -1,11 +1,13 @@
-// Package hub is the front door of Patient Pass: HTTP routes, readiness, and
-// (in later work) sessions, the WebSocket endpoint and cross-node fan-out.
+// Package hub is the front door of Patient Pass: HTTP routes, accounts and
+// sessions, the referral API, readiness, and (in later work) the WebSocket
+// endpoint and cross-node fan-out.
 package hub
 
 import (
 	"context"
-	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -29,6 +31,12 @@ type Check struct {
 type Config struct {
 	Service *rooms.Service
 	Logger  zerolog.Logger
+	// PublicURL is the origin browsers use; https turns on Secure cookies
+	// with the __Host- prefix, and HSTS.
+	PublicURL string
+	// SessionKeys sign session cookies, newest first; older keys still
+	// verify so keys rotate without logging everyone out.
+	SessionKeys [][]byte
 	// Checks are pinged by /readyz, each with ReadyTimeout.
 	Checks       []Check
 	ReadyTimeout time.Duration
@@ -36,26 +44,83 @@ type Config struct {
 
 // Server serves the HTTP API.
 type Server struct {
-	svc    *rooms.Service
-	log    zerolog.Logger
-	checks []Check
-	ready  time.Duration
-	mux    *http.ServeMux
+	svc      *rooms.Service
+	store    rooms.Store
+	clock    rooms.Clock
+	log      zerolog.Logger
+	public   *url.URL
+	checks   []Check
+	ready    time.Duration
+	sessions *sessionManager
+	throttle *throttle
+	handler  http.Handler
 }
 
 // NewServer returns a server over cfg.
-func NewServer(cfg Config) *Server {
+func NewServer(cfg Config) (*Server, error) {
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = 2 * time.Second
 	}
-	s := &Server{svc: cfg.Service, log: cfg.Logger, checks: cfg.Checks, ready: cfg.ReadyTimeout, mux: http.NewServeMux()}
-	s.mux.HandleFunc("GET /healthz", s.healthz)
-	s.mux.HandleFunc("GET /readyz", s.readyz)
-	return s
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = "http://localhost:8080"
+	}
+	public, err := url.Parse(cfg.PublicURL)
+	if err != nil || (public.Scheme != "http" && public.Scheme != "https") || public.Host == "" {
+		return nil, fmt.Errorf("public URL %q must be http(s)://host[:port]", cfg.PublicURL)
+	}
+	s := &Server{
+		svc: cfg.Service, store: cfg.Service.Store(), clock: cfg.Service.Clock(), log: cfg.Logger,
+		public: public, checks: cfg.Checks, ready: cfg.ReadyTimeout,
+	}
+	if s.sessions, err = newSessionManager(s.store, s.clock, public, cfg.SessionKeys); err != nil {
+		return nil, err
+	}
+	s.throttle = newThrottle(s.store, s.clock)
+	s.handler = s.routes()
+	return s, nil
 }
 
-// Handler returns the server's routes.
-func (s *Server) Handler() http.Handler { return s.mux }
+// Handler returns the server's routes wrapped in the security middleware.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// routes lists every route of the API.
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
+
+	// Accounts and sessions (auth.go, admin.go).
+	mux.HandleFunc("POST /api/register", s.register)
+	mux.HandleFunc("POST /api/session", s.login)
+	mux.Handle("DELETE /api/session", s.authed(s.logout))
+	mux.Handle("GET /api/me", s.authed(s.me))
+	mux.Handle("GET /api/me/sessions", s.authed(s.mySessions))
+	mux.Handle("DELETE /api/me/sessions/{id}", s.authed(s.endMySession))
+	mux.Handle("POST /api/me/totp", s.authed(s.totpEnrol))
+	mux.Handle("POST /api/me/totp/confirm", s.authed(s.totpConfirm))
+	mux.Handle("GET /api/admin/users", s.authed(s.adminUsers))
+	mux.Handle("POST /api/admin/users/{id}/approve", s.authed(s.adminApprove))
+	mux.Handle("POST /api/admin/users/{id}/suspend", s.authed(s.adminSuspend))
+	mux.Handle("POST /api/admin/users/{id}/reinstate", s.authed(s.adminReinstate))
+
+	// Referrals (api_referrals.go).
+	mux.Handle("GET /api/pathways", s.authed(s.pathways))
+	mux.Handle("GET /api/referrals", s.authed(s.listReferrals))
+	mux.Handle("POST /api/referrals", s.authed(s.createReferral))
+	mux.Handle("GET /api/referrals/{id}", s.authed(s.getReferral))
+	mux.Handle("GET /api/referrals/{id}/events", s.authed(s.referralEvents))
+	mux.Handle("POST /api/referrals/{id}/messages", s.authed(s.postMessage))
+	mux.Handle("PUT /api/referrals/{id}/plan/{section}", s.authed(s.editPlan))
+	mux.Handle("POST /api/referrals/{id}/transitions", s.authed(s.transition))
+	mux.Handle("POST /api/referrals/{id}/participants", s.authed(s.addParticipant))
+	mux.Handle("POST /api/referrals/{id}/assignee", s.authed(s.assign))
+	mux.Handle("PUT /api/referrals/{id}/read", s.authed(s.markRead))
+
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, &rooms.Error{Code: rooms.CodeNotFound, Message: "no such API endpoint"})
+	})
+	return s.secure(mux)
+}
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -88,11 +153,4 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }

@@ -61,7 +61,7 @@ func (f FormField) check(field string, v any) error {
 		if !ok {
 			return Invalid(field, "%s must be text", f.Label)
 		}
-		if len(s) > 10000 {
+		if utf8.RuneCountInString(s) > 10000 {
 			return Invalid(field, "%s is too long (at most 10,000 characters)", f.Label)
 		}
 		if !utf8.ValidString(s) || hasControl(s) {

@@ -3,6 +3,7 @@ package rooms
 import (
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Status is where a referral stands in its journey.
@@ -94,7 +95,7 @@ func (p Patient) Validate(now time.Time) error {
 	if hasControl(p.Name) {
 		return Invalid("patient.name", "patient name contains characters that are not text")
 	}
-	if len(p.Name) > 200 {
+	if utf8.RuneCountInString(p.Name) > 200 {
 		return Invalid("patient.name", "patient name is too long (at most 200 characters)")
 	}
 	dob, err := time.Parse(time.DateOnly, p.DateOfBirth)

@@ -73,8 +73,12 @@ type Tx interface {
 	PutOrganisation(ctx context.Context, o Organisation) error
 	// CreateUser stores a new user; ErrDuplicate when the email is taken.
 	CreateUser(ctx context.Context, u User) error
-	// UpdateUser replaces every stored field of the user with id u.ID.
+	// UpdateUser replaces every stored field of the user with id u.ID;
+	// ErrNotFound when there is none.
 	UpdateUser(ctx context.Context, u User) error
+	// LockUser reads a user and holds the row until the transaction ends,
+	// so read-modify-write changes of one account are serialised.
+	LockUser(ctx context.Context, id string) (User, error)
 	// PutPathway creates or replaces a pathway.
 	PutPathway(ctx context.Context, p Pathway) error
 
@@ -118,9 +122,12 @@ type Tx interface {
 type Store interface {
 	Reader
 	AuditReader
+	SessionStore
+	CredentialStore
 
 	// InTx runs fn in one transaction, committing when fn returns nil and
-	// rolling back otherwise. fn's error is returned as it is.
+	// rolling back otherwise. fn's error is returned as it is. Calls must not
+	// nest: the embedded store has one writer.
 	InTx(ctx context.Context, fn func(tx Tx) error) error
 
 	// AuditLog lists audit entries matching f, newest first.

@@ -3,6 +3,7 @@ package rooms
 import (
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // Party is the capacity in which someone moves a referral.
@@ -87,7 +88,7 @@ func CheckTransition(p Pathway, parties []Party, from, to Status, reason string,
 	if m.needsReason && strings.TrimSpace(reason) == "" {
 		return Invalid("reason", "a reason is required to move a referral to %s", humanStatus(to))
 	}
-	if len(reason) > 10000 || hasControl(reason) {
+	if utf8.RuneCountInString(reason) > 10000 || hasControl(reason) {
 		return Invalid("reason", "the reason must be text of at most 10,000 characters")
 	}
 	if m.needsBedType {

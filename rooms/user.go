@@ -70,9 +70,12 @@ type User struct {
 	// PasswordHash is an encoded argon2id hash; never serialised.
 	PasswordHash string `json:"-"`
 	// TOTPSecret is the base32 TOTP secret, empty when not enrolled.
-	TOTPSecret string    `json:"-"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
+	TOTPSecret string `json:"-"`
+	// TOTPPendingSecret is a secret offered at enrolment, not yet confirmed
+	// with a code.
+	TOTPPendingSecret string    `json:"-"`
+	CreatedAt         time.Time `json:"created_at"`
+	UpdatedAt         time.Time `json:"updated_at"`
 }
 
 // HasRole reports whether u holds r.

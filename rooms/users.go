@@ -61,48 +61,27 @@ func (n *NewUser) Validate() error {
 	return nil
 }
 
-// CreateUser creates an account in an existing organisation.
-func (s *Service) CreateUser(ctx context.Context, c Caller, n NewUser) (User, error) {
-	if err := n.Validate(); err != nil {
-		_ = s.AuditCaller(ctx, c, ActionCreate, "user.create", nil, OutcomeInvalid, "invalid "+fieldOf(err))
-		return User{}, err
-	}
-	now := s.clock.Now().Truncate(time.Microsecond)
-	u := User{
-		ID: NewID(), Email: n.Email, Name: n.Name,
-		ProfessionalBody: n.ProfessionalBody, RegistrationNumber: n.RegistrationNumber,
-		Organisation: n.Organisation, Roles: n.Roles, Status: n.Status,
-		PasswordHash: n.PasswordHash, TOTPSecret: n.TOTPSecret,
-		CreatedAt: now, UpdatedAt: now,
-	}
-	err := s.store.InTx(ctx, func(tx Tx) error {
-		if _, err := tx.Organisation(ctx, u.Organisation); errors.Is(err, ErrNotFound) {
-			return Invalid("organisation", "there is no organisation with ODS code %s", u.Organisation)
-		} else if err != nil {
-			return fmt.Errorf("read organisation %s: %w", u.Organisation, err)
-		}
-		if err := tx.CreateUser(ctx, u); errors.Is(err, ErrDuplicate) {
-			return &Error{Code: CodeConflict, Field: "email", Message: "an account with this email already exists"}
-		} else if err != nil {
-			return fmt.Errorf("create user: %w", err)
-		}
-		e := s.entry(c, ActionCreate, "user.create", nil, OutcomeSuccess, "user="+u.ID+" status="+string(u.Status))
-		return s.appendAudit(ctx, tx, e)
-	})
-	if err != nil {
-		if CodeOf(err) != CodeInternal {
-			_ = s.AuditCaller(ctx, c, ActionCreate, "user.create", nil, OutcomeInvalid, string(CodeOf(err))+" "+fieldOf(err))
-		}
-		return User{}, err
-	}
-	return u, nil
+// Credentials are the fields of an account that hold its secrets.
+type Credentials struct {
+	PasswordHash      string
+	TOTPSecret        string
+	TOTPPendingSecret string
 }
 
-// UpdateUser stores changes to an account made by the platform or an admin,
-// audited as event (such as "user.password_reset").
-func (s *Service) UpdateUser(ctx context.Context, c Caller, u User, event string) error {
-	u.UpdatedAt = s.clock.Now().Truncate(time.Microsecond)
+// UpdateCredentials changes a user's password hash or second-factor secrets,
+// audited as event (such as "user.totp_confirm"). The user is read, locked
+// and written in one transaction and only the credential fields can change,
+// so a concurrent change of status (a suspension) is never undone.
+func (s *Service) UpdateCredentials(ctx context.Context, c Caller, userID, event string, change func(*Credentials)) error {
 	return s.store.InTx(ctx, func(tx Tx) error {
+		u, err := tx.LockUser(ctx, userID)
+		if err != nil {
+			return fmt.Errorf("lock user %s: %w", userID, err)
+		}
+		creds := Credentials{PasswordHash: u.PasswordHash, TOTPSecret: u.TOTPSecret, TOTPPendingSecret: u.TOTPPendingSecret}
+		change(&creds)
+		u.PasswordHash, u.TOTPSecret, u.TOTPPendingSecret = creds.PasswordHash, creds.TOTPSecret, creds.TOTPPendingSecret
+		u.UpdatedAt = s.clock.Now().Truncate(time.Microsecond)
 		if err := tx.UpdateUser(ctx, u); err != nil {
 			return fmt.Errorf("update user %s: %w", u.ID, err)
 		}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -29,6 +31,7 @@ type config struct {
 	DatabaseURL    string
 	RedisURL       string
 	PublicURL      string
+	SessionKeys    string
 	Node           string
 	Demo           bool
 	DemoPassword   string
@@ -54,6 +57,7 @@ func (a *app) flagSet(name string, cfg *config) *flag.FlagSet {
 	fs.StringVar(&cfg.DatabaseURL, "database-url", env("DATABASE_URL", ""), "postgres://… for Postgres; unset uses the embedded store (DATABASE_URL)")
 	fs.StringVar(&cfg.RedisURL, "redis-url", env("REDIS_URL", ""), "redis://… for cross-node fan-out; unset uses the in-process broker (REDIS_URL)")
 	fs.StringVar(&cfg.PublicURL, "public-url", env("PATIENTPASS_PUBLIC_URL", "http://localhost:8080"), "origin allowed for browsers and WebSockets (PATIENTPASS_PUBLIC_URL)")
+	fs.StringVar(&cfg.SessionKeys, "session-keys", env("PATIENTPASS_SESSION_KEYS", ""), "comma-separated cookie signing keys, newest first, each base64 of at least 32 bytes; generated once and kept in the store when unset (PATIENTPASS_SESSION_KEYS)")
 	fs.StringVar(&cfg.Node, "node", env("PATIENTPASS_NODE", host), "this node's name in audit entries and logs (PATIENTPASS_NODE)")
 	demo, _ := strconv.ParseBool(env("PATIENTPASS_DEMO", "false"))
 	fs.BoolVar(&cfg.Demo, "demo", demo, "seed demo organisations, users and referrals and print the logins (PATIENTPASS_DEMO)")
@@ -125,4 +129,30 @@ func openStore(ctx context.Context, cfg config) (rooms.Store, error) {
 		return nil, fmt.Errorf("open embedded store in %s: %w", cfg.DataDir, err)
 	}
 	return s, nil
+}
+
+// sessionKeys returns the cookie signing keys, newest first: those
+// configured, or one generated on first start and kept in the store so every
+// node sharing the database, and every restart, uses the same.
+func sessionKeys(ctx context.Context, store rooms.Store, configured string) ([][]byte, error) {
+	if configured == "" {
+		fresh := make([]byte, 32)
+		if _, err := rand.Read(fresh); err != nil {
+			return nil, err
+		}
+		kept, err := store.SetSettingIfAbsent(ctx, "session.keys", base64.StdEncoding.EncodeToString(fresh))
+		if err != nil {
+			return nil, fmt.Errorf("keep session keys: %w", err)
+		}
+		configured = kept
+	}
+	var keys [][]byte
+	for i, k := range strings.Split(configured, ",") {
+		key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(k))
+		if err != nil || len(key) < 32 {
+			return nil, fmt.Errorf("PATIENTPASS_SESSION_KEYS: key %d must be base64 of at least 32 bytes (make one with: head -c 32 /dev/urandom | base64)", i+1)
+		}
+		keys = append(keys, key)
+	}
+	return keys, nil
 }

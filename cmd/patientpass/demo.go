@@ -120,13 +120,16 @@ func ensureDemoUser(ctx context.Context, svc *rooms.Service, n rooms.NewUser, pw
 	if ok && u.TOTPSecret == n.TOTPSecret {
 		return u, nil
 	}
+	hash := u.PasswordHash
 	if !ok {
-		if u.PasswordHash, err = password.Hash(pw); err != nil {
+		if hash, err = password.Hash(pw); err != nil {
 			return rooms.User{}, err
 		}
 	}
-	u.TOTPSecret = n.TOTPSecret
-	return u, svc.UpdateUser(ctx, rooms.System, u, "user.demo_credentials_reset")
+	err = svc.UpdateCredentials(ctx, rooms.System, u.ID, "user.demo_credentials_reset", func(c *rooms.Credentials) {
+		c.PasswordHash, c.TOTPSecret = hash, n.TOTPSecret
+	})
+	return u, err
 }
 
 // demoForm is a complete MSCC form; changes adjust it per referral.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 
 	"patientpass/hub"
 	"patientpass/rooms"
@@ -51,7 +52,14 @@ func (a *app) serve(ctx context.Context, args []string) error {
 		}
 	}
 
-	srv := hub.NewServer(hub.Config{Service: svc, Logger: log, Checks: checks})
+	keys, err := sessionKeys(ctx, store, cfg.SessionKeys)
+	if err != nil {
+		return err
+	}
+	srv, err := hub.NewServer(hub.Config{Service: svc, Logger: log, PublicURL: cfg.PublicURL, SessionKeys: keys, Checks: checks})
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
@@ -66,6 +74,8 @@ func (a *app) serve(ctx context.Context, args []string) error {
 		MaxHeaderBytes:    64 << 10,
 	}
 	log.Info().Str("addr", ln.Addr().String()).Str("public_url", cfg.PublicURL).Msg("serving")
+
+	go expireSessions(ctx, store, log)
 
 	served := make(chan error, 1)
 	go func() { served <- httpSrv.Serve(ln) }()
@@ -88,3 +98,27 @@ func (a *app) serve(ctx context.Context, args []string) error {
 type redisPinger struct{ rdb *redis.Client }
 
 func (p redisPinger) Ping(ctx context.Context) error { return p.rdb.Ping(ctx).Err() }
+
+// expireSessions removes sessions past their idle or absolute timeout every
+// few minutes. They are refused as soon as they expire whether or not this
+// has run; it only keeps the table small.
+func expireSessions(ctx context.Context, store rooms.Store, log zerolog.Logger) {
+	tick := time.NewTicker(5 * time.Minute)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		now := time.Now()
+		n, err := store.DeleteExpiredSessions(ctx, now.Add(-hub.IdleTimeout), now.Add(-hub.AbsoluteTimeout))
+		if err != nil {
+			log.Warn().Err(err).Msg("expire sessions")
+			continue
+		}
+		if n > 0 {
+			log.Debug().Int("sessions", n).Msg("expired sessions removed")
+		}
+	}
+}

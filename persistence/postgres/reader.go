@@ -59,7 +59,7 @@ func (r reader) Organisations(ctx context.Context) ([]rooms.Organisation, error)
 }
 
 const userColumns = `id, email, name, professional_body, registration_number, organisation,
-	roles, status, password_hash, totp_secret, created_at, updated_at`
+	roles, status, password_hash, totp_secret, totp_pending_secret, created_at, updated_at`
 
 func scanUser(row pgx.Row) (rooms.User, error) {
 	var (
@@ -67,7 +67,7 @@ func scanUser(row pgx.Row) (rooms.User, error) {
 		roles []string
 	)
 	err := row.Scan(&u.ID, &u.Email, &u.Name, &u.ProfessionalBody, &u.RegistrationNumber, &u.Organisation,
-		&roles, &u.Status, &u.PasswordHash, &u.TOTPSecret, &u.CreatedAt, &u.UpdatedAt)
+		&roles, &u.Status, &u.PasswordHash, &u.TOTPSecret, &u.TOTPPendingSecret, &u.CreatedAt, &u.UpdatedAt)
 	if err != nil {
 		return u, err
 	}

@@ -42,25 +42,26 @@ func roleStrings(roles []rooms.Role) []string {
 // normalised email is taken. The email is kept as given.
 func (t *tx) CreateUser(ctx context.Context, u rooms.User) error {
 	_, err := t.tx.Exec(ctx, `INSERT INTO users (`+userColumns+`, email_key)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 		u.ID, u.Email, u.Name, string(u.ProfessionalBody), u.RegistrationNumber, u.Organisation,
-		roleStrings(u.Roles), string(u.Status), u.PasswordHash, u.TOTPSecret, micro(u.CreatedAt), micro(u.UpdatedAt),
-		rooms.NormaliseEmail(u.Email))
+		roleStrings(u.Roles), string(u.Status), u.PasswordHash, u.TOTPSecret, u.TOTPPendingSecret,
+		micro(u.CreatedAt), micro(u.UpdatedAt), rooms.NormaliseEmail(u.Email))
 	if err != nil {
 		return mapErr(err, "create user "+u.ID)
 	}
 	return nil
 }
 
-// UpdateUser replaces every stored field of the user u.ID.
+// UpdateUser replaces every stored field of the user u.ID. The last TOTP
+// step used is not a field of rooms.User and is kept.
 func (t *tx) UpdateUser(ctx context.Context, u rooms.User) error {
 	tag, err := t.tx.Exec(ctx, `UPDATE users SET email = $2, name = $3, professional_body = $4,
 		registration_number = $5, organisation = $6, roles = $7, status = $8, password_hash = $9,
-		totp_secret = $10, created_at = $11, updated_at = $12, email_key = $13
+		totp_secret = $10, totp_pending_secret = $11, created_at = $12, updated_at = $13, email_key = $14
 		WHERE id = $1`,
 		u.ID, u.Email, u.Name, string(u.ProfessionalBody), u.RegistrationNumber, u.Organisation,
-		roleStrings(u.Roles), string(u.Status), u.PasswordHash, u.TOTPSecret, micro(u.CreatedAt), micro(u.UpdatedAt),
-		rooms.NormaliseEmail(u.Email))
+		roleStrings(u.Roles), string(u.Status), u.PasswordHash, u.TOTPSecret, u.TOTPPendingSecret,
+		micro(u.CreatedAt), micro(u.UpdatedAt), rooms.NormaliseEmail(u.Email))
 	if err != nil {
 		return mapErr(err, "update user "+u.ID)
 	}

@@ -59,7 +59,7 @@ func (r reader) Organisations(ctx context.Context) ([]rooms.Organisation, error)
 }
 
 const userColumns = `id, email, name, professional_body, registration_number, organisation,
-	roles, status, password_hash, totp_secret, created_at, updated_at`
+	roles, status, password_hash, totp_secret, totp_pending_secret, created_at, updated_at`
 
 func scanUser(row interface{ Scan(...any) error }) (rooms.User, error) {
 	var (
@@ -69,7 +69,7 @@ func scanUser(row interface{ Scan(...any) error }) (rooms.User, error) {
 		body, status     string
 	)
 	err := row.Scan(&u.ID, &u.Email, &u.Name, &body, &u.RegistrationNumber, &u.Organisation,
-		&roles, &status, &u.PasswordHash, &u.TOTPSecret, &created, &updated)
+		&roles, &status, &u.PasswordHash, &u.TOTPSecret, &u.TOTPPendingSecret, &created, &updated)
 	if err != nil {
 		return rooms.User{}, err
 	}

@@ -33,14 +33,15 @@ func (t *Tx) CreateUser(ctx context.Context, u rooms.User) error {
 		return fmt.Errorf("encode roles of user %s: %w", u.ID, err)
 	}
 	_, err = t.tx.ExecContext(ctx, `INSERT INTO users (`+userColumns+`, email_key)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		u.ID, u.Email, u.Name, string(u.ProfessionalBody), u.RegistrationNumber, u.Organisation,
-		string(roles), string(u.Status), u.PasswordHash, u.TOTPSecret, micros(u.CreatedAt), micros(u.UpdatedAt),
-		rooms.NormaliseEmail(u.Email))
+		string(roles), string(u.Status), u.PasswordHash, u.TOTPSecret, u.TOTPPendingSecret,
+		micros(u.CreatedAt), micros(u.UpdatedAt), rooms.NormaliseEmail(u.Email))
 	return mapWrite(err, "create user %s", u.ID)
 }
 
-// UpdateUser replaces every stored field of the user with id u.ID.
+// UpdateUser replaces every stored field of the user with id u.ID. The last
+// TOTP step used is not a field of rooms.User and is kept.
 func (t *Tx) UpdateUser(ctx context.Context, u rooms.User) error {
 	roles, err := json.Marshal(u.Roles)
 	if err != nil {
@@ -48,10 +49,10 @@ func (t *Tx) UpdateUser(ctx context.Context, u rooms.User) error {
 	}
 	res, err := t.tx.ExecContext(ctx, `UPDATE users SET email = ?, email_key = ?, name = ?,
 		professional_body = ?, registration_number = ?, organisation = ?, roles = ?, status = ?,
-		password_hash = ?, totp_secret = ?, created_at = ?, updated_at = ?
+		password_hash = ?, totp_secret = ?, totp_pending_secret = ?, created_at = ?, updated_at = ?
 		WHERE id = ?`,
 		u.Email, rooms.NormaliseEmail(u.Email), u.Name, string(u.ProfessionalBody), u.RegistrationNumber,
-		u.Organisation, string(roles), string(u.Status), u.PasswordHash, u.TOTPSecret,
+		u.Organisation, string(roles), string(u.Status), u.PasswordHash, u.TOTPSecret, u.TOTPPendingSecret,
 		micros(u.CreatedAt), micros(u.UpdatedAt), u.ID)
 	return oneRow(res, mapWrite(err, "update user %s", u.ID), "update user %s", u.ID)
 }

@@ -82,6 +82,7 @@ var userTests = []subtest{
 		want.RegistrationNumber = "12A3456E"
 		want.Status = rooms.UserPending
 		want.TOTPSecret = "JBSWY3DPEHPK3PXP"
+		want.TOTPPendingSecret = "GEZDGNBVGY3TQOJQ"
 		want.UpdatedAt = at(2 * time.Minute)
 		inTx(t, f.s, func(ctx context.Context, tx rooms.Tx) error { return tx.CreateUser(ctx, want) })
 		got, err := s.User(t.Context(), want.ID)
@@ -164,6 +165,7 @@ var userTests = []subtest{
 		want.Status = rooms.UserSuspended
 		want.PasswordHash = "$argon2id$v=19$m=65536,t=1,p=4$bmV3$bmV3aGFzaA"
 		want.TOTPSecret = "KRSXG5CTMVRXEZLU"
+		want.TOTPPendingSecret = "MFRGGZDFMZTWQ2LK"
 		want.UpdatedAt = at(time.Hour)
 		inTx(t, s, func(ctx context.Context, tx rooms.Tx) error { return tx.UpdateUser(ctx, want) })
 		got, err := s.User(t.Context(), want.ID)

@@ -38,6 +38,8 @@ func Run(t *testing.T, open func(t *testing.T) rooms.Store) {
 		{"commands", commandTests},
 		{"audit", auditTests},
 		{"settings", settingTests},
+		{"sessions", sessionTests},
+		{"credentials", credentialTests},
 		{"transactions", transactionTests},
 		{"concurrency", concurrencyTests},
 	}
@@ -285,6 +287,9 @@ func checkUser(t *testing.T, what string, got, want rooms.User) {
 	}
 	if got.TOTPSecret != want.TOTPSecret {
 		t.Errorf("%s: TOTP secret %q, want %q", what, got.TOTPSecret, want.TOTPSecret)
+	}
+	if got.TOTPPendingSecret != want.TOTPPendingSecret {
+		t.Errorf("%s: pending TOTP secret %q, want %q", what, got.TOTPPendingSecret, want.TOTPPendingSecret)
 	}
 }
 
