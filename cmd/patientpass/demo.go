@@ -84,7 +84,7 @@ func (a *app) seedDemo(ctx context.Context, svc *rooms.Service, cfg config) erro
 	}
 	issuer := url.PathEscape("Patient Pass")
 	fmt.Fprintf(a.stdout, "admin@demo.test TOTP: otpauth://totp/%s:admin@demo.test?secret=%s&issuer=%s&algorithm=SHA1&digits=6&period=30\n\n",
-		issuer, totp, url.QueryEscape("Patient Pass"))
+		issuer, totp, issuer)
 	return nil
 }
 
