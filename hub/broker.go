@@ -1,0 +1,40 @@
+package hub
+
+import (
+	"context"
+	"errors"
+)
+
+// Broker carries wake-ups for topics ("referral:ID", "board:P", "user:ID",
+// "system") between nodes. It is never the record: a lost publication is
+// repaired from the store by the caller.
+type Broker interface {
+	// Publish sends payload to every node subscribed to topic (including this one).
+	Publish(ctx context.Context, topic string, payload []byte) error
+	// Subscribe starts delivering topic to this node; call it when the first
+	// local subscriber arrives. Idempotent. Once it returns nil, every
+	// publication made afterwards is delivered, until Unsubscribe or a
+	// connection loss (which ends in Resync); so the caller subscribes
+	// before it reads the store. It may wait for the broker's receiving
+	// goroutine: do not call it from Deliver, or while holding a lock that
+	// Deliver waits for.
+	Subscribe(ctx context.Context, topic string) error
+	// Unsubscribe stops delivering topic; call it when the last local
+	// subscriber leaves.
+	Unsubscribe(ctx context.Context, topic string) error
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// BrokerHandler receives what a broker delivers. Deliver is called from the
+// broker's single receiving goroutine, in the order the broker received them,
+// and must not block for long. Resync is called after the broker has
+// (re)established its subscriptions following a connection loss, so the
+// caller repairs any gap from the store.
+type BrokerHandler interface {
+	Deliver(topic string, payload []byte)
+	Resync()
+}
+
+// ErrBrokerClosed is returned by a broker's methods after Close.
+var ErrBrokerClosed = errors.New("broker closed")

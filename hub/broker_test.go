@@ -1,0 +1,447 @@
+package hub_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"patientpass/hub"
+	"patientpass/hub/redistest"
+)
+
+// brokerWait bounds every wait for a delivery or a resync. It is generous
+// because it is a failure bound, not a performance assertion.
+const brokerWait = 20 * time.Second
+
+type brokerDelivery struct {
+	topic   string
+	payload string
+}
+
+// brokerRecorder is a BrokerHandler that remembers what it was given.
+type brokerRecorder struct {
+	mu         sync.Mutex
+	deliveries []brokerDelivery // guarded by mu
+	resyncs    int              // guarded by mu
+	// block, when set, makes Deliver wait until it is closed.
+	block chan struct{}
+}
+
+func (r *brokerRecorder) Deliver(topic string, payload []byte) {
+	if r.block != nil {
+		<-r.block
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.deliveries = append(r.deliveries, brokerDelivery{topic, string(payload)})
+}
+
+func (r *brokerRecorder) Resync() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.resyncs++
+}
+
+func (r *brokerRecorder) snapshot() ([]brokerDelivery, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]brokerDelivery(nil), r.deliveries...), r.resyncs
+}
+
+func (r *brokerRecorder) resyncCount() int {
+	_, n := r.snapshot()
+	return n
+}
+
+// waitFor waits until cond holds for what r has recorded, and fails the test
+// naming what it waited for if it does not within brokerWait.
+func (r *brokerRecorder) waitFor(t *testing.T, what string, cond func(d []brokerDelivery, resyncs int) bool) {
+	t.Helper()
+	deadline := time.Now().Add(brokerWait)
+	for {
+		d, n := r.snapshot()
+		if cond(d, n) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s; got %d deliveries (last: %v) and %d resyncs", brokerWait, what, len(d), lastDeliveries(d, 3), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitForPayload waits for a delivery of payload on topic.
+func (r *brokerRecorder) waitForPayload(t *testing.T, topic, payload string) {
+	t.Helper()
+	r.waitFor(t, fmt.Sprintf("%q on %s", payload, topic), func(d []brokerDelivery, _ int) bool {
+		return containsDelivery(d, brokerDelivery{topic, payload})
+	})
+}
+
+func containsDelivery(d []brokerDelivery, want brokerDelivery) bool {
+	for _, got := range d {
+		if got == want {
+			return true
+		}
+	}
+	return false
+}
+
+func lastDeliveries(d []brokerDelivery, n int) []brokerDelivery {
+	if len(d) > n {
+		return d[len(d)-n:]
+	}
+	return d
+}
+
+// onTopic returns the payloads delivered on topic, in order.
+func onTopic(d []brokerDelivery, topic string) []string {
+	var out []string
+	for _, x := range d {
+		if x.topic == topic {
+			out = append(out, x.payload)
+		}
+	}
+	return out
+}
+
+func numbered(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = strconv.Itoa(i)
+	}
+	return out
+}
+
+func brokerCtx(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), brokerWait)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func mustDo(t *testing.T, what string, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func TestMemoryBrokerDeliversSubscribedTopicsInOrder(t *testing.T) {
+	ctx := brokerCtx(t)
+	rec := &brokerRecorder{}
+	b := hub.NewMemoryBroker(rec)
+	t.Cleanup(func() { _ = b.Close() })
+
+	mustDo(t, "subscribe", b.Subscribe(ctx, "referral:1"))
+	mustDo(t, "subscribe again", b.Subscribe(ctx, "referral:1")) // idempotent
+	want := numbered(200)
+	buf := make([]byte, 0, 8)
+	for _, p := range want {
+		buf = append(buf[:0], p...)
+		mustDo(t, "publish", b.Publish(ctx, "referral:1", buf))
+		mustDo(t, "publish unsubscribed", b.Publish(ctx, "referral:2", []byte("not for us")))
+	}
+	buf = append(buf[:0], "end"...)
+	mustDo(t, "publish", b.Publish(ctx, "referral:1", buf))
+	copy(buf, "xxx") // the broker must have kept its own copy
+	rec.waitForPayload(t, "referral:1", "end")
+
+	d, resyncs := rec.snapshot()
+	if got := onTopic(d, "referral:1"); strings.Join(got, ",") != strings.Join(append(want, "end"), ",") {
+		t.Errorf("referral:1 delivered %d payloads, not 0..199 then end in order: %v…", len(got), got[:min(len(got), 10)])
+	}
+	if got := onTopic(d, "referral:2"); len(got) != 0 {
+		t.Errorf("unsubscribed referral:2 was delivered %d times", len(got))
+	}
+	if resyncs != 0 {
+		t.Errorf("Resync called %d times; nothing was lost", resyncs)
+	}
+
+	t.Run("unsubscribe stops delivery", func(t *testing.T) {
+		mustDo(t, "unsubscribe", b.Unsubscribe(ctx, "referral:1"))
+		mustDo(t, "subscribe", b.Subscribe(ctx, "system"))
+		mustDo(t, "publish", b.Publish(ctx, "referral:1", []byte("after unsubscribe")))
+		mustDo(t, "publish", b.Publish(ctx, "system", []byte("marker")))
+		rec.waitForPayload(t, "system", "marker")
+		d, _ := rec.snapshot()
+		if containsDelivery(d, brokerDelivery{"referral:1", "after unsubscribe"}) {
+			t.Error("a publication on an unsubscribed topic was delivered")
+		}
+	})
+}
+
+func TestMemoryBrokerSlowHandlerDoesNotBlockPublish(t *testing.T) {
+	ctx := brokerCtx(t)
+	rec := &brokerRecorder{block: make(chan struct{})}
+	b := hub.NewMemoryBroker(rec)
+	t.Cleanup(func() { _ = b.Close() })
+	mustDo(t, "subscribe", b.Subscribe(ctx, "board:p1"))
+
+	// Far more than the broker queues, while the handler is stuck.
+	const published = 50_000
+	done := make(chan error, 1)
+	go func() {
+		for i := range published {
+			if err := b.Publish(ctx, "board:p1", []byte(strconv.Itoa(i))); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		mustDo(t, "publish", err)
+	case <-time.After(brokerWait):
+		t.Fatalf("Publish was still blocked after %s behind a stuck handler", brokerWait)
+	}
+	close(rec.block)
+
+	rec.waitFor(t, "a Resync after publications were dropped", func(_ []brokerDelivery, n int) bool { return n > 0 })
+	d, _ := rec.snapshot()
+	if len(d) >= published {
+		t.Errorf("all %d publications were delivered; expected the bounded queue to drop some", published)
+	}
+	// What was delivered is in publication order.
+	last := -1
+	for _, x := range d {
+		n, _ := strconv.Atoi(x.payload)
+		if n <= last {
+			t.Fatalf("delivered %d after %d", n, last)
+		}
+		last = n
+	}
+}
+
+func TestMemoryBrokerAfterClose(t *testing.T) {
+	ctx := brokerCtx(t)
+	b := hub.NewMemoryBroker(&brokerRecorder{})
+	mustDo(t, "ping", b.Ping(ctx))
+	mustDo(t, "close", b.Close())
+	mustDo(t, "close again", b.Close())
+	if err := b.Publish(ctx, "system", nil); !errors.Is(err, hub.ErrBrokerClosed) {
+		t.Errorf("Publish after Close = %v; want ErrBrokerClosed", err)
+	}
+	if err := b.Subscribe(ctx, "system"); !errors.Is(err, hub.ErrBrokerClosed) {
+		t.Errorf("Subscribe after Close = %v; want ErrBrokerClosed", err)
+	}
+	if err := b.Ping(ctx); !errors.Is(err, hub.ErrBrokerClosed) {
+		t.Errorf("Ping after Close = %v; want ErrBrokerClosed", err)
+	}
+}
+
+// startRedisBroker starts a broker ("a node") on rdb under prefix and closes
+// it when the test ends.
+func startRedisBroker(t *testing.T, rdb *redis.Client, prefix string) (*hub.RedisBroker, *brokerRecorder) {
+	t.Helper()
+	rec := &brokerRecorder{}
+	b, err := hub.NewRedisBroker(brokerCtx(t), rdb, prefix, rec, zerolog.New(zerolog.NewTestWriter(t)))
+	if err != nil {
+		t.Fatalf("NewRedisBroker: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Errorf("close broker: %v", err)
+		}
+	})
+	return b, rec
+}
+
+func TestRedisBrokerFansOutAcrossNodes(t *testing.T) {
+	ctx := brokerCtx(t)
+	rdb := redistest.Client(t)
+	prefix := redistest.Prefix(t)
+	a, recA := startRedisBroker(t, rdb, prefix)
+	b, recB := startRedisBroker(t, rdb, prefix)
+	for _, n := range []*hub.RedisBroker{a, b} {
+		mustDo(t, "subscribe", n.Subscribe(ctx, "referral:1"))
+		mustDo(t, "subscribe", n.Subscribe(ctx, "referral:2"))
+		mustDo(t, "subscribe again", n.Subscribe(ctx, "referral:1")) // idempotent
+	}
+
+	want := numbered(100)
+	for _, p := range want {
+		mustDo(t, "publish", a.Publish(ctx, "referral:1", []byte(p)))
+	}
+	for name, rec := range map[string]*brokerRecorder{"publishing node A": recA, "other node B": recB} {
+		rec.waitFor(t, name+" to receive 100 publications", func(d []brokerDelivery, _ int) bool {
+			return len(onTopic(d, "referral:1")) >= len(want)
+		})
+		d, resyncs := rec.snapshot()
+		if got := onTopic(d, "referral:1"); strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("%s got referral:1 payloads out of order or duplicated: %v", name, got)
+		}
+		if resyncs != 0 {
+			t.Errorf("%s: Resync called %d times with no connection lost", name, resyncs)
+		}
+	}
+
+	t.Run("unsubscribe stops delivery", func(t *testing.T) {
+		mustDo(t, "unsubscribe", b.Unsubscribe(ctx, "referral:1"))
+		mustDo(t, "publish", a.Publish(ctx, "referral:1", []byte("after unsubscribe")))
+		mustDo(t, "publish", a.Publish(ctx, "referral:2", []byte("marker")))
+		recB.waitForPayload(t, "referral:2", "marker")
+		recA.waitForPayload(t, "referral:1", "after unsubscribe")
+		d, _ := recB.snapshot()
+		if containsDelivery(d, brokerDelivery{"referral:1", "after unsubscribe"}) {
+			t.Error("node B received a topic it had unsubscribed from")
+		}
+		n, err := rdb.PubSubNumSub(ctx, prefix+"referral:1").Result()
+		mustDo(t, "PUBSUB NUMSUB", err)
+		if n[prefix+"referral:1"] != 1 {
+			t.Errorf("Redis counts %d subscribers to referral:1; want 1 (node A only)", n[prefix+"referral:1"])
+		}
+	})
+
+	t.Run("prefixes isolate", func(t *testing.T) {
+		other := redistest.Prefix(t)
+		c, recC := startRedisBroker(t, rdb, other)
+		mustDo(t, "subscribe", c.Subscribe(ctx, "referral:2"))
+		mustDo(t, "publish", a.Publish(ctx, "referral:2", []byte("prefix A")))
+		mustDo(t, "publish", c.Publish(ctx, "referral:2", []byte("prefix C")))
+		recC.waitForPayload(t, "referral:2", "prefix C")
+		recA.waitForPayload(t, "referral:2", "prefix A")
+		if d, _ := recC.snapshot(); len(d) != 1 {
+			t.Errorf("node on another prefix got %v; want only its own publication", d)
+		}
+		if d, _ := recA.snapshot(); containsDelivery(d, brokerDelivery{"referral:2", "prefix C"}) {
+			t.Error("a publication under another prefix reached node A")
+		}
+	})
+}
+
+// killClientNamed kills, by id, the one connection called name, and returns
+// its id.
+func killClientNamed(t *testing.T, ctx context.Context, rdb *redis.Client, name string) string {
+	t.Helper()
+	id := clientIDNamed(t, ctx, rdb, name)
+	if id == "" {
+		t.Fatalf("no connection named %s in CLIENT LIST", name)
+	}
+	n, err := rdb.ClientKillByFilter(ctx, "ID", id).Result()
+	if err != nil || n != 1 {
+		t.Fatalf("CLIENT KILL ID %s = %d, %v; want 1 killed", id, n, err)
+	}
+	return id
+}
+
+// clientIDNamed returns the id of the connection called name, or "".
+func clientIDNamed(t *testing.T, ctx context.Context, rdb *redis.Client, name string) string {
+	t.Helper()
+	list, err := rdb.ClientList(ctx).Result()
+	if err != nil {
+		t.Fatalf("CLIENT LIST: %v", err)
+	}
+	id := ""
+	for line := range strings.Lines(list) {
+		fields := map[string]string{}
+		for f := range strings.FieldsSeq(line) {
+			k, v, _ := strings.Cut(f, "=")
+			fields[k] = v
+		}
+		if fields["name"] == name {
+			if id != "" {
+				t.Fatalf("two connections are named %s", name)
+			}
+			id = fields["id"]
+		}
+	}
+	return id
+}
+
+func TestRedisBrokerResyncsAfterItsConnectionIsKilled(t *testing.T) {
+	ctx := brokerCtx(t)
+	rdb := redistest.Client(t)
+	prefix := redistest.Prefix(t)
+	a, recA := startRedisBroker(t, rdb, prefix)
+	b, recB := startRedisBroker(t, rdb, prefix)
+	for _, n := range []*hub.RedisBroker{a, b} {
+		mustDo(t, "subscribe", n.Subscribe(ctx, "referral:1"))
+		mustDo(t, "subscribe", n.Subscribe(ctx, "user:7"))
+	}
+	mustDo(t, "publish", b.Publish(ctx, "referral:1", []byte("before")))
+	recA.waitForPayload(t, "referral:1", "before")
+
+	old := killClientNamed(t, ctx, rdb, a.ClientName())
+	recA.waitFor(t, "Resync on node A after its connection was killed", func(_ []brokerDelivery, n int) bool { return n > 0 })
+
+	// Resync comes once the subscriptions are back, so what is published
+	// from now on arrives, on every topic.
+	mustDo(t, "publish", b.Publish(ctx, "referral:1", []byte("after")))
+	mustDo(t, "publish", b.Publish(ctx, "user:7", []byte("after")))
+	recA.waitForPayload(t, "referral:1", "after")
+	recA.waitForPayload(t, "user:7", "after")
+	recB.waitForPayload(t, "user:7", "after")
+
+	if n := recA.resyncCount(); n != 1 {
+		t.Errorf("node A resynced %d times for one lost connection; want 1", n)
+	}
+	if n := recB.resyncCount(); n != 0 {
+		t.Errorf("node B resynced %d times though its connection was not touched", n)
+	}
+	if id := clientIDNamed(t, ctx, rdb, a.ClientName()); id == "" || id == old {
+		t.Errorf("after the kill, node A's connection has id %q (was %s); want a new connection with the same name", id, old)
+	}
+}
+
+func TestRedisBrokerResyncsAfterRedisRestarts(t *testing.T) {
+	ctx := brokerCtx(t)
+	addr, restart := redistest.StartServer(t)
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() { _ = rdb.Close() })
+	b, rec := startRedisBroker(t, rdb, redistest.Prefix(t))
+	mustDo(t, "subscribe", b.Subscribe(ctx, "system"))
+	mustDo(t, "publish", b.Publish(ctx, "system", []byte("before")))
+	rec.waitForPayload(t, "system", "before")
+
+	restart()
+	rec.waitFor(t, "Resync after Redis restarted", func(_ []brokerDelivery, n int) bool { return n > 0 })
+
+	// The publishing client reconnects on its own schedule: retry until a
+	// publication makes it through, within a bound.
+	deadline := time.Now().Add(brokerWait)
+	for i := 0; ; i++ {
+		payload := "after " + strconv.Itoa(i)
+		err := b.Publish(ctx, "system", []byte(payload))
+		if err == nil {
+			rec.waitForPayload(t, "system", payload)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no publication succeeded within %s of the restart: %v", brokerWait, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	mustDo(t, "ping after the restart", b.Ping(ctx))
+}
+
+func TestRedisBrokerWhenRedisIsDown(t *testing.T) {
+	ctx := brokerCtx(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	mustDo(t, "listen", err)
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+
+	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	t.Cleanup(func() { _ = rdb.Close() })
+	b, _ := startRedisBroker(t, rdb, redistest.Prefix(t)) // a node may start while Redis is away
+	if err := b.Ping(ctx); err == nil {
+		t.Error("Ping succeeded with no Redis listening")
+	}
+	if err := b.Subscribe(ctx, "system"); err == nil {
+		t.Error("Subscribe succeeded with no Redis listening")
+	}
+	if err := b.Publish(ctx, "system", []byte("x")); err == nil {
+		t.Error("Publish succeeded with no Redis listening")
+	}
+}
