@@ -18,6 +18,9 @@ const (
 	CodeConflict        Code = "conflict"
 	CodeRateLimited     Code = "rate_limited"
 	CodeInternal        Code = "internal"
+	// CodeUnavailable: the server cannot take the request now (shutting
+	// down); try again, on another node if there is one.
+	CodeUnavailable Code = "unavailable"
 )
 
 // Error is a domain error: a code, a message a clinician understands, and the

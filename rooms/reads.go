@@ -113,6 +113,28 @@ func (s *Service) Events(ctx context.Context, c Caller, referralID string, after
 	return events, head, nil
 }
 
+// Subscribe authorises a live subscription to a referral's room from event
+// after on, and audits it. It returns the referral, whose HeadSeq is the
+// latest event; after may not be beyond it.
+func (s *Service) Subscribe(ctx context.Context, c Caller, referralID string, after int64) (Referral, error) {
+	if after < 0 {
+		return Referral{}, Invalid("after", "after cannot be negative")
+	}
+	r, err := s.Authorize(ctx, c, referralID, "referral.subscribe")
+	if err != nil {
+		return Referral{}, err
+	}
+	if after > r.HeadSeq {
+		err := Invalid("after", "after %d is beyond the latest event %d of this referral", after, r.HeadSeq)
+		_ = s.AuditCaller(ctx, c, ActionRead, "referral.subscribe", &r, OutcomeInvalid, "after")
+		return Referral{}, err
+	}
+	if err := s.AuditCaller(ctx, c, ActionRead, "referral.subscribe", &r, OutcomeSuccess, fmt.Sprintf("after=%d", after)); err != nil {
+		return Referral{}, err
+	}
+	return r, nil
+}
+
 // MarkRead records that the caller has read a referral's room up to seq.
 func (s *Service) MarkRead(ctx context.Context, c Caller, referralID string, seq int64) error {
 	if err := checkCaller(c); err != nil {

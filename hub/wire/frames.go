@@ -162,3 +162,55 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// Close codes of SPEC §6, beside the standard 1001 (going away).
+const (
+	// CloseSessionEnded: the session was ended (logout, expiry, suspension);
+	// log in again.
+	CloseSessionEnded = 4001
+	// CloseForbidden: the user may no longer use this connection.
+	CloseForbidden = 4003
+	// CloseTooSlow: the client did not read fast enough; reconnect and
+	// resume from the last seq.
+	CloseTooSlow = 4008
+	// CloseGoingAway: the server is shutting down; reconnect (to another
+	// node) and resume.
+	CloseGoingAway = 1001
+)
+
+// Person is a user as others in a room see them.
+type Person struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// ServerFrame is any frame the server sends; which fields are set depends
+// on Type. Event is the stored event as the REST API shows it.
+type ServerFrame struct {
+	Type string `json:"type"`
+	// Topic is set on subscribed, event, presence, typing, snapshot and
+	// update frames.
+	Topic string `json:"topic,omitempty"`
+	// Head is the latest seq of a subscribed topic.
+	Head *int64 `json:"head,omitempty"`
+	// Seq is an event's seq, or the seq an ack's command produced.
+	Seq   int64           `json:"seq,omitempty"`
+	Event json.RawMessage `json:"event,omitempty"`
+	// Ref names the command an ack or error answers.
+	Ref      string `json:"ref,omitempty"`
+	Referral string `json:"referral,omitempty"`
+	// Code, Message and Field describe a refusal; Current carries the
+	// current plan section of a conflict.
+	Code    string          `json:"code,omitempty"`
+	Message string          `json:"message,omitempty"`
+	Field   string          `json:"field,omitempty"`
+	Current json.RawMessage `json:"current,omitempty"`
+	// Users is who is in the room (presence); User who is typing.
+	Users []Person `json:"users,omitempty"`
+	User  *Person  `json:"user,omitempty"`
+	// Data is the body of a snapshot or update.
+	Data json.RawMessage `json:"data,omitempty"`
+}
+
+// ReferralTopic is the topic of a referral's room.
+func ReferralTopic(referralID string) string { return "referral:" + referralID }
