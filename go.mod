@@ -3,6 +3,7 @@ module patientpass
 go 1.26.8
 
 require (
+	github.com/coder/websocket v1.8.15
 	github.com/gorilla/securecookie v1.1.2
 	github.com/gorilla/sessions v1.4.0
 	github.com/jackc/pgx/v5 v5.12.0

@@ -28,7 +28,13 @@ func (s *Server) adminApprove(w http.ResponseWriter, r *http.Request, c rooms.Ca
 
 // adminSuspend suspends an account; its sessions end at once.
 func (s *Server) adminSuspend(w http.ResponseWriter, r *http.Request, c rooms.Caller) {
-	s.changeUserStatus(w, r, c, s.svc.SuspendUser)
+	s.changeUserStatus(w, r, c, func(ctx context.Context, admin rooms.Caller, userID string) (rooms.User, error) {
+		u, err := s.svc.SuspendUser(ctx, admin, userID)
+		if err == nil {
+			s.rt.EndSessions("", u.ID)
+		}
+		return u, err
+	})
 }
 
 // adminReinstate makes a suspended account active again.

@@ -290,6 +290,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request, c rooms.Caller) 
 		s.fail(w, r, err)
 		return
 	}
+	s.rt.EndSessions(sess.ID, "")
 	_ = s.svc.AuditCaller(r.Context(), c, rooms.ActionExecute, "logout", nil, rooms.OutcomeSuccess, "session="+sess.ID)
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -356,6 +357,7 @@ func (s *Server) endMySession(w http.ResponseWriter, r *http.Request, c rooms.Ca
 		s.fail(w, r, fmt.Errorf("end session %s: %w", id, err))
 		return
 	}
+	s.rt.EndSessions(id, "")
 	_ = s.svc.AuditCaller(r.Context(), c, rooms.ActionDelete, "session.end", nil, rooms.OutcomeSuccess, "session="+id)
 	w.WriteHeader(http.StatusNoContent)
 }

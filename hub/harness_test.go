@@ -39,6 +39,7 @@ var testPasswordHash = func() string {
 type env struct {
 	t     *testing.T
 	srv   *httptest.Server
+	hub   *hub.Server
 	svc   *rooms.Service
 	store rooms.Store
 	clock *rooms.ManualClock
@@ -111,6 +112,14 @@ func newEnvWith(t *testing.T, store rooms.Store, adjust func(*hub.Config)) *env 
 		t.Fatal(err)
 	}
 	e.srv.Config.Handler = h.Handler()
+	e.hub = h
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := h.Shutdown(ctx); err != nil {
+			t.Errorf("shut the hub down: %v", err)
+		}
+	})
 	return e
 }
 

@@ -48,6 +48,8 @@ func statusOf(code rooms.Code) int {
 		return http.StatusConflict
 	case rooms.CodeRateLimited:
 		return http.StatusTooManyRequests
+	case rooms.CodeUnavailable:
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }

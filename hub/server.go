@@ -1,6 +1,7 @@
 // Package hub is the front door of Patient Pass: HTTP routes, accounts and
-// sessions, the referral API, readiness, and (in later work) the WebSocket
-// endpoint and cross-node fan-out.
+// sessions, the referral API, readiness and metrics, the WebSocket endpoint
+// with its topics, send queues and presence, and the brokers that fan events
+// out across nodes.
 package hub
 
 import (
@@ -40,6 +41,11 @@ type Config struct {
 	// Checks are pinged by /readyz, each with ReadyTimeout.
 	Checks       []Check
 	ReadyTimeout time.Duration
+	// Broker builds the broker that carries events between nodes, with the
+	// hub as its handler; nil means the in-process broker (one node).
+	Broker func(BrokerHandler) (Broker, error)
+	// Realtime tunes the WebSocket hub.
+	Realtime RealtimeConfig
 }
 
 // Server serves the HTTP API.
@@ -49,11 +55,13 @@ type Server struct {
 	clock    rooms.Clock
 	log      zerolog.Logger
 	public   *url.URL
+	origin   string // the public URL's origin, which WebSockets must send
 	checks   []Check
 	ready    time.Duration
 	sessions *sessionManager
 	throttle *throttle
 	handler  http.Handler
+	rt       *realtime
 }
 
 // NewServer returns a server over cfg.
@@ -70,11 +78,15 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		svc: cfg.Service, store: cfg.Service.Store(), clock: cfg.Service.Clock(), log: cfg.Logger,
-		public: public, checks: cfg.Checks, ready: cfg.ReadyTimeout,
+		public: public, origin: public.Scheme + "://" + public.Host, checks: cfg.Checks, ready: cfg.ReadyTimeout,
 	}
 	if s.sessions, err = newSessionManager(s.store, s.clock, public, cfg.SessionKeys); err != nil {
 		return nil, err
 	}
+	if s.rt, err = newRealtime(s.svc, s.sessions, s.log, cfg.Realtime, cfg.Broker); err != nil {
+		return nil, fmt.Errorf("start the real-time hub: %w", err)
+	}
+	s.svc.SetPublisher(s.rt)
 	s.throttle = newThrottle(s.store, s.clock)
 	s.handler = s.routes()
 	return s, nil
@@ -83,11 +95,21 @@ func NewServer(cfg Config) (*Server, error) {
 // Handler returns the server's routes wrapped in the security middleware.
 func (s *Server) Handler() http.Handler { return s.handler }
 
+// Broker returns the broker the hub uses, for readiness checks.
+func (s *Server) Broker() Broker { return s.rt.broker }
+
+// Shutdown closes every WebSocket with 1001 once its queued frames are
+// written, waits for them until ctx ends, and closes the broker. Stop the
+// HTTP server's listener first, so no new connection arrives.
+func (s *Server) Shutdown(ctx context.Context) error { return s.rt.Shutdown(ctx) }
+
 // routes lists every route of the API.
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.HandleFunc("GET /metrics", s.rt.m.serveMetrics)
+	mux.HandleFunc("GET /ws", s.serveWS)
 
 	// Accounts and sessions (auth.go, admin.go).
 	mux.HandleFunc("POST /api/register", s.register)

@@ -72,6 +72,21 @@ func Prefix(t testing.TB) string {
 // returns once it answers. Call restart from the test's goroutine.
 func StartServer(t testing.TB) (addr string, restart func()) {
 	t.Helper()
+	s := startServer(t)
+	return s.addr(), s.restart
+}
+
+// StartStoppable is StartServer for a test that does something while Redis
+// is down: stop kills the server; start starts it again on the same port,
+// empty, and returns once it answers. Call both from the test's goroutine.
+func StartStoppable(t testing.TB) (addr string, stop, start func()) {
+	t.Helper()
+	s := startServer(t)
+	return s.addr(), s.stop, s.restart
+}
+
+func startServer(t testing.TB) *server {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		unavailable(t, "redis-server is not installed")
@@ -85,11 +100,11 @@ func StartServer(t testing.TB) (addr string, restart func()) {
 	for range 3 {
 		s.port = freePort(t)
 		if lastErr = s.start(); lastErr == nil {
-			return s.addr(), s.restart
+			return s
 		}
 	}
 	t.Fatalf("redistest: start redis-server: %v", lastErr)
-	return "", nil
+	return nil
 }
 
 type server struct {
