@@ -34,6 +34,7 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	log.Info().Str("store", storeKind(cfg)).Msg("store open and migrated")
 
 	checks := []hub.Check{{Name: "store", Pinger: store}}
+	var newBroker func(hub.BrokerHandler) (hub.Broker, error) // nil: in-process
 	if cfg.RedisURL != "" {
 		opts, err := redis.ParseURL(cfg.RedisURL)
 		if err != nil {
@@ -43,6 +44,9 @@ func (a *app) serve(ctx context.Context, args []string) error {
 		rdb := redis.NewClient(opts)
 		defer rdb.Close()
 		checks = append(checks, hub.Check{Name: "broker", Pinger: redisPinger{rdb}})
+		newBroker = func(h hub.BrokerHandler) (hub.Broker, error) {
+			return hub.NewRedisBroker(ctx, rdb, redisPrefix, h, log)
+		}
 	}
 
 	svc := rooms.NewService(rooms.Config{Store: store, Node: cfg.Node})
@@ -56,7 +60,10 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := hub.NewServer(hub.Config{Service: svc, Logger: log, PublicURL: cfg.PublicURL, SessionKeys: keys, Checks: checks})
+	srv, err := hub.NewServer(hub.Config{
+		Service: svc, Logger: log, PublicURL: cfg.PublicURL, SessionKeys: keys, Checks: checks,
+		Broker: newBroker, Realtime: hub.RealtimeConfig{Node: cfg.Node},
+	})
 	if err != nil {
 		return err
 	}
@@ -87,12 +94,21 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	log.Info().Msg("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 	defer cancel()
+	// The listener closes first, so no new socket arrives while the open
+	// ones are closed with 1001 and drained; the broker closes with them,
+	// and the store when serve returns.
 	if err := httpSrv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("shut down HTTP server: %w", err)
+	}
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		log.Warn().Err(err).Msg("real-time hub did not shut down cleanly")
 	}
 	log.Info().Msg("stopped")
 	return nil
 }
+
+// redisPrefix starts every Redis channel Patient Pass uses.
+const redisPrefix = "patientpass:"
 
 // redisPinger reports whether Redis answers.
 type redisPinger struct{ rdb *redis.Client }
