@@ -288,6 +288,19 @@ func (c *Client) Close() error {
 	return nil
 }
 
+// Drop cuts the current connection without a close handshake, as a network
+// failure would; the client then reconnects and resumes as after any drop.
+// The load tool uses it for reconnect storms. Between connections it does
+// nothing.
+func (c *Client) Drop() {
+	c.mu.Lock()
+	conn := c.conn
+	c.mu.Unlock()
+	if conn != nil {
+		_ = conn.CloseNow()
+	}
+}
+
 // stop ends the client for a reason the server gave; later calls fail with
 // err and Err reports it.
 func (c *Client) stop(err error) {

@@ -1,0 +1,307 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"patientpass/hub/totp"
+)
+
+// browser is one logged-in user speaking the REST API, as a browser would:
+// a cookie jar, JSON bodies and the public Origin.
+type browser struct {
+	base   string
+	origin string
+	http   *http.Client
+}
+
+func newBrowser(base, origin string) *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{base: base, origin: origin, http: &http.Client{Jar: jar, Timeout: 60 * time.Second}}
+}
+
+// apiError is a refusal from the API.
+type apiError struct {
+	Method, Path string
+	Status       int
+	Code, Field  string
+	Message      string
+}
+
+func (e *apiError) Error() string {
+	s := fmt.Sprintf("%s %s: %d %s: %s", e.Method, e.Path, e.Status, e.Code, e.Message)
+	if e.Field != "" {
+		s += " (" + e.Field + ")"
+	}
+	return s
+}
+
+// do sends body as JSON and decodes the answer into out unless it is an
+// error, which it returns as an *apiError.
+func (b *browser) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		buf, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(buf)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, b.base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", b.origin)
+	resp, err := b.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return fmt.Errorf("%s %s: read answer: %w", method, path, err)
+	}
+	if resp.StatusCode >= 300 {
+		var e struct {
+			Error struct{ Code, Message, Field string }
+		}
+		_ = json.Unmarshal(raw, &e)
+		return &apiError{Method: method, Path: path, Status: resp.StatusCode, Code: e.Error.Code, Field: e.Error.Field, Message: e.Error.Message}
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+// login starts a session; secret, when set, supplies the TOTP code. A code
+// is accepted once, so when an earlier run used this step's code the login
+// waits for the next step and tries again.
+func (b *browser) login(ctx context.Context, email, password, secret string) error {
+	for attempt := 0; ; attempt++ {
+		body := map[string]string{"email": email, "password": password}
+		if secret != "" {
+			code, err := totp.Code(secret, time.Now())
+			if err != nil {
+				return fmt.Errorf("TOTP secret: %w", err)
+			}
+			body["totp"] = code
+		}
+		err := b.do(ctx, "POST", "/api/session", body, nil)
+		var ae *apiError
+		if err == nil || secret == "" || attempt > 0 || !asAPIError(err, &ae) || ae.Status != http.StatusUnauthorized {
+			return err
+		}
+		wait := time.Until(time.Unix((totp.Step(time.Now())+1)*30, 0)) + time.Second
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+func asAPIError(err error, target **apiError) bool {
+	e, ok := err.(*apiError)
+	if ok {
+		*target = e
+	}
+	return ok
+}
+
+// cookies are the session cookies the browser holds for its node.
+func (b *browser) cookies() []*http.Cookie {
+	u, _ := url.Parse(b.base)
+	return b.http.Jar.Cookies(u)
+}
+
+// fixture is what a run sets up through the API: logged-in users and
+// referrals of its own.
+type fixture struct {
+	users    []*browser // one session each
+	referrer *browser
+	rooms    []string // referral IDs
+}
+
+// setUp registers cfg.Users specialists at the demo admin's organisation,
+// approves them, logs each in, and has the referrer open cfg.Rooms
+// referrals to that organisation, which its specialists all see.
+func setUp(ctx context.Context, cfg config, runID string, logf func(string, ...any)) (*fixture, error) {
+	base := cfg.URLs[0]
+	admin := newBrowser(base, cfg.Origin)
+	if err := admin.login(ctx, cfg.AdminEmail, cfg.Password, cfg.TOTPSecret); err != nil {
+		return nil, fmt.Errorf("log in as the admin %s: %w", cfg.AdminEmail, err)
+	}
+	var me struct {
+		User struct{ Organisation string } `json:"user"`
+	}
+	if err := admin.do(ctx, "GET", "/api/me", nil, &me); err != nil {
+		return nil, err
+	}
+	org := me.User.Organisation
+	referrer := newBrowser(base, cfg.Origin)
+	if err := referrer.login(ctx, cfg.ReferrerEmail, cfg.Password, ""); err != nil {
+		return nil, fmt.Errorf("log in as the referrer %s: %w", cfg.ReferrerEmail, err)
+	}
+
+	f := &fixture{users: make([]*browser, cfg.Users), referrer: referrer, rooms: make([]string, cfg.Rooms)}
+	start := time.Now()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4) // password hashing is deliberately slow; do not starve the node
+	for i := range cfg.Users {
+		g.Go(func() error {
+			u, err := newUser(gctx, admin, cfg, org, runID, i)
+			f.users[i] = u
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	logf("setup: %d users registered, approved and logged in (%s)", cfg.Users, time.Since(start).Round(time.Millisecond))
+
+	start = time.Now()
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for i := range cfg.Rooms {
+		g.Go(func() error {
+			var out struct{ ID string }
+			err := referrer.do(gctx, "POST", "/api/referrals", referralBody(fmt.Sprintf("loadtest-%s-%d", runID, i)), &out)
+			f.rooms[i] = out.ID
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, fmt.Errorf("open referrals: %w", err)
+	}
+	logf("setup: %d referrals opened (%s)", cfg.Rooms, time.Since(start).Round(time.Millisecond))
+	return f, nil
+}
+
+// newUser registers, approves and logs in the i-th load user. Base URLs
+// are spread over the nodes so every node serves some of the API.
+func newUser(ctx context.Context, admin *browser, cfg config, org, runID string, i int) (*browser, error) {
+	email := fmt.Sprintf("loadtest-%s-%d@loadtest.invalid", runID, i)
+	password := "loadtest " + runID + " " + randomDigits(12)
+	var reg struct{ ID string }
+	for attempt := 0; ; attempt++ {
+		err := admin.do(ctx, "POST", "/api/register", map[string]string{
+			"name": fmt.Sprintf("Load Test %d", i), "email": email, "password": password,
+			"professional_body": "GMC", "registration_number": randomDigits(7),
+			"organisation": org, "role": "specialist",
+		}, &reg)
+		var ae *apiError
+		if err != nil && attempt < 3 && asAPIError(err, &ae) && ae.Status == http.StatusConflict {
+			continue // the random registration number is taken; draw another
+		}
+		if err != nil {
+			return nil, fmt.Errorf("register load user %d: %w", i, err)
+		}
+		break
+	}
+	if err := admin.do(ctx, "POST", "/api/admin/users/"+reg.ID+"/approve", nil, nil); err != nil {
+		return nil, fmt.Errorf("approve load user %d: %w", i, err)
+	}
+	u := newBrowser(cfg.URLs[i%len(cfg.URLs)], cfg.Origin)
+	if err := u.login(ctx, email, password, ""); err != nil {
+		return nil, fmt.Errorf("log in load user %d: %w", i, err)
+	}
+	return u, nil
+}
+
+func randomDigits(n int) string {
+	var sb strings.Builder
+	for range n {
+		d, _ := rand.Int(rand.Reader, big.NewInt(10))
+		sb.WriteByte(byte('0' + d.Int64()))
+	}
+	return sb.String()
+}
+
+// referralBody is a complete MSCC referral of a made-up patient; the NHS
+// number is a valid test number, not a person's.
+func referralBody(ref string) map[string]any {
+	return map[string]any{
+		"ref": ref, "pathway": "mscc", "priority": "routine", "submit": true,
+		"patient": map[string]any{"nhs_number": "943 476 5919", "name": "Load Test", "date_of_birth": "1950-01-01", "sex": "female"},
+		"form": map[string]any{
+			"primary_cancer": "Prostate", "spinal_levels": "T6–T8", "neuro_limb_weakness": false,
+			"neuro_bladder_bowel": false, "ambulatory_status": "independent", "steroids_given": true,
+			"spinal_precautions": true, "sins_score": 9,
+		},
+		"contact_phone": "01244 365000", "consultant_discussed": true,
+	}
+}
+
+// storedEvent is the part of a stored event the checks read.
+type storedEvent struct {
+	Seq  int64           `json:"seq"`
+	Kind string          `json:"kind"`
+	Body json.RawMessage `json:"body"`
+}
+
+// events reads every stored event of a referral, the ground truth the
+// clients are checked against.
+func (b *browser) events(ctx context.Context, referral string) ([]storedEvent, error) {
+	var all []storedEvent
+	for after := int64(0); ; {
+		var page struct {
+			Events []storedEvent `json:"events"`
+			Head   int64         `json:"head"`
+		}
+		if err := b.do(ctx, "GET", fmt.Sprintf("/api/referrals/%s/events?after=%d&limit=1000", referral, after), nil, &page); err != nil {
+			return nil, err
+		}
+		all = append(all, page.Events...)
+		if len(page.Events) == 0 || page.Events[len(page.Events)-1].Seq >= page.Head {
+			return all, nil
+		}
+		after = page.Events[len(page.Events)-1].Seq
+	}
+}
+
+// serverMemory reads a node's resident memory from /metrics; ok is false
+// when the node does not report it.
+func serverMemory(ctx context.Context, base string) (rss int64, ok bool) {
+	return metricValue(ctx, base, "patientpass_process_resident_memory_bytes")
+}
+
+var metricsClient = &http.Client{Timeout: 10 * time.Second}
+
+// metricValue reads one unlabelled metric from a node's /metrics.
+func metricValue(ctx context.Context, base, name string) (int64, bool) {
+	req, err := http.NewRequestWithContext(ctx, "GET", base+"/metrics", nil)
+	if err != nil {
+		return 0, false
+	}
+	resp, err := metricsClient.Do(req)
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	for line := range strings.SplitSeq(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			var f float64
+			if _, err := fmt.Sscan(v, &f); err == nil {
+				return int64(f), true
+			}
+		}
+	}
+	return 0, false
+}

@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// fanout is SPEC §7's shape: every client subscribed, posts at the target
+// rate, every delivery checked.
+func fanout(ctx context.Context, r *run) error {
+	if err := r.prepare(ctx); err != nil {
+		return err
+	}
+	r.res.ServerRSSBefore = r.serverRSS(ctx)
+	r.connectAll(ctx)
+	defer r.closeAll()
+	r.postFor(ctx, r.cfg.Duration)
+	r.res.ServerRSSAfter = r.serverRSS(ctx)
+	return r.finish(ctx)
+}
+
+// soak is fanout with the nodes' memory sampled throughout: it should be
+// flat once the connections are open.
+func soak(ctx context.Context, r *run) error {
+	if err := r.prepare(ctx); err != nil {
+		return err
+	}
+	r.res.ServerRSSBefore = r.serverRSS(ctx)
+	r.connectAll(ctx)
+	defer r.closeAll()
+	sampled := r.sampleMemory(ctx, max(time.Second, r.cfg.Duration/20))
+	r.postFor(ctx, r.cfg.Duration)
+	r.res.RSSSamples = sampled()
+	r.res.ServerRSSAfter = r.serverRSS(ctx)
+	if err := r.finish(ctx); err != nil {
+		return err
+	}
+	if s := r.res.RSSSamples; len(s) >= 8 {
+		// Compare the last quarter with the second: the first quarter is
+		// warm-up (buffers, pools, the heap finding its size).
+		q := len(s) / 4
+		early, late := mean(s[q:2*q]), mean(s[len(s)-q:])
+		if growth := late - early; growth > early/5 && growth > 32<<20 {
+			r.res.Failures = append(r.res.Failures, fmt.Sprintf("server memory grew from %s to %s while the load was steady", mib(early), mib(late)))
+		}
+	}
+	return nil
+}
+
+func mean(xs []int64) int64 {
+	var sum int64
+	for _, x := range xs {
+		sum += x
+	}
+	return sum / int64(len(xs))
+}
+
+// idle holds many subscribed, silent connections and reports the nodes'
+// memory per connection. More clients than -per-process are spread over
+// worker processes, since a process may hold only so many open files.
+func idle(ctx context.Context, r *run) error {
+	if err := r.prepare(ctx); err != nil {
+		return err
+	}
+	r.res.ServerRSSBefore = r.serverRSS(ctx)
+	if r.cfg.Clients > r.cfg.PerProcess {
+		stop, err := r.connectWorkers(ctx)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	} else {
+		r.connectAll(ctx)
+		defer r.closeAll()
+	}
+	r.logf("connected; settling %s before reading the server's memory", r.cfg.Settle)
+	sleep(ctx, r.cfg.Settle)
+	r.res.ServerRSSAfter = r.serverRSS(ctx)
+	if r.res.ServerRSSAfter > 0 && r.res.Connected > 0 {
+		r.res.ServerRSSPerConn = (r.res.ServerRSSAfter - r.res.ServerRSSBefore) / int64(r.res.Connected)
+	}
+	sleep(ctx, r.cfg.Duration)
+	if r.workers == nil {
+		return r.finish(ctx)
+	}
+	return nil
+}
+
+// reconnectStorm connects everyone, then drops every connection at once
+// while posts go on, and measures how long each client takes to be
+// resubscribed and caught up; then every delivery is checked as in fanout.
+func reconnectStorm(ctx context.Context, r *run) error {
+	if err := r.prepare(ctx); err != nil {
+		return err
+	}
+	r.connectAll(ctx)
+	defer r.closeAll()
+	posting := make(chan struct{})
+	go func() {
+		defer close(posting)
+		r.postFor(ctx, r.cfg.Duration)
+	}()
+	sleep(ctx, r.cfg.Duration/3)
+	now := time.Now().UnixNano()
+	dropped := 0
+	for _, v := range r.clients {
+		if c := v.client(); c != nil {
+			v.droppedAt.Store(now)
+			c.Drop()
+			dropped++
+		}
+	}
+	r.res.Faults = append(r.res.Faults, fmt.Sprintf("%d connections dropped at once at %s", dropped, r.cfg.Duration/3))
+	<-posting
+	if err := r.finish(ctx); err != nil {
+		return err
+	}
+	if n := r.resumes.count(); n < int64(dropped) {
+		r.res.Failures = append(r.res.Failures, fmt.Sprintf("%d of %d dropped clients never resumed", int64(dropped)-n, dropped))
+	}
+	if worst := time.Duration(r.resumes.max.Load()) * time.Microsecond; worst > 10*time.Second {
+		r.res.Failures = append(r.res.Failures, fmt.Sprintf("the slowest client took %s to resume; SPEC §7 allows 10s", worst.Round(time.Millisecond)))
+	}
+	return nil
+}
+
+// chaos runs fanout on nodes loadtest started and, while posts go on,
+// kills and restarts a node, restarts Redis, and terminates the nodes'
+// Postgres backends. Nothing acknowledged may be lost and every client
+// must converge on the stored sequence.
+func chaos(ctx context.Context, r *run) error {
+	if r.cluster == nil {
+		return fmt.Errorf("chaos needs nodes loadtest starts itself (-nodes)")
+	}
+	if err := r.prepare(ctx); err != nil {
+		return err
+	}
+	r.connectAll(ctx)
+	defer r.closeAll()
+	d := r.cfg.Duration
+	faults := []struct {
+		at   time.Duration
+		what func(context.Context) (string, error)
+	}{
+		{d / 5, r.cluster.killNode},
+		{d * 9 / 20, r.cluster.restartRedis},
+		{d * 7 / 10, r.cluster.terminateBackends},
+	}
+	start := time.Now()
+	faulted := make(chan error, 1)
+	go func() {
+		for _, f := range faults {
+			sleep(ctx, time.Until(start.Add(f.at)))
+			desc, err := f.what(ctx)
+			if err != nil {
+				faulted <- err
+				return
+			}
+			r.res.Faults = append(r.res.Faults, fmt.Sprintf("%5.1fs %s", time.Since(start).Seconds(), desc))
+			r.logf("fault: %s", desc)
+		}
+		faulted <- nil
+	}()
+	r.postFor(ctx, d)
+	if err := <-faulted; err != nil {
+		return fmt.Errorf("inject fault: %w", err)
+	}
+	return r.finish(ctx)
+}
+
+// serverRSS sums the nodes' resident memory, 0 when any node does not
+// report it.
+func (r *run) serverRSS(ctx context.Context) int64 {
+	var sum int64
+	for _, u := range r.cfg.URLs {
+		rss, ok := serverMemory(ctx, u)
+		if !ok {
+			return 0
+		}
+		sum += rss
+	}
+	return sum
+}
+
+// sampleMemory reads the nodes' memory every interval until the returned
+// function is called, which returns the samples.
+func (r *run) sampleMemory(ctx context.Context, every time.Duration) func() []int64 {
+	ctx, cancel := context.WithCancel(ctx)
+	out := make(chan []int64, 1)
+	go func() {
+		var samples []int64
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				out <- samples
+				return
+			case <-tick.C:
+				if rss := r.serverRSS(ctx); rss > 0 {
+					samples = append(samples, rss)
+				}
+			}
+		}
+	}()
+	return func() []int64 { cancel(); return <-out }
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	wsclient "patientpass/hub/client"
+	"patientpass/hub/wire"
+)
+
+// A worker is this program run with -worker: it reads a workerJob from
+// stdin, connects the clients, prints a workerReady line, holds them until
+// its stdin says stop (or closes), and prints a workerDone line.
+
+type workerJob struct {
+	Clients         []clientSpec `json:"clients"`
+	DialConcurrency int          `json:"dial_concurrency"`
+}
+
+type workerReady struct {
+	Connected int     `json:"connected"`
+	Failed    int     `json:"failed"`
+	FirstErr  string  `json:"first_error,omitempty"`
+	ConnectS  float64 `json:"connect_s"`
+}
+
+type workerDone struct {
+	Stopped    int   `json:"stopped"` // clients the server ended for good
+	Reconnects int64 `json:"reconnects"`
+	Events     int64 `json:"events"`
+	Duplicates int64 `json:"duplicates"`
+	Gaps       int64 `json:"gaps"`
+}
+
+func serveWorker(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
+	in := bufio.NewReader(stdin)
+	var job workerJob
+	if err := json.NewDecoder(in).Decode(&job); err != nil {
+		return fmt.Errorf("read job: %w", err)
+	}
+	start := time.Now()
+	clients := make([]*wsclient.Client, len(job.Clients))
+	var g errgroup.Group
+	g.SetLimit(max(1, job.DialConcurrency))
+	var failed atomic.Int64
+	var firstErr atomic.Value
+	for i, s := range job.Clients {
+		g.Go(func() error {
+			dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			c, err := dial(dctx, s, 0, nil, func(wire.ServerFrame) {})
+			if err != nil {
+				failed.Add(1)
+				firstErr.CompareAndSwap(nil, err.Error())
+				return nil
+			}
+			clients[i] = c
+			return nil
+		})
+	}
+	_ = g.Wait()
+	ready := workerReady{Connected: len(job.Clients) - int(failed.Load()), Failed: int(failed.Load()), ConnectS: time.Since(start).Seconds()}
+	if e, ok := firstErr.Load().(string); ok {
+		ready.FirstErr = e
+	}
+	enc := json.NewEncoder(stdout)
+	if err := enc.Encode(ready); err != nil {
+		return err
+	}
+
+	// Hold until told to stop: a line on stdin, or stdin closing.
+	stop := make(chan struct{})
+	go func() { _, _ = in.ReadString('\n'); close(stop) }()
+	select {
+	case <-stop:
+	case <-ctx.Done():
+	}
+	var done workerDone
+	for _, c := range clients {
+		if c == nil {
+			continue
+		}
+		select {
+		case <-c.Done():
+			done.Stopped++
+		default:
+		}
+		st := c.Stats()
+		done.Reconnects += st.Reconnects
+		done.Events += st.Events
+		done.Duplicates += st.Duplicates
+		done.Gaps += st.Gaps
+	}
+	var wg sync.WaitGroup
+	for _, c := range clients {
+		if c != nil {
+			wg.Go(func() { _ = c.Close() })
+		}
+	}
+	wg.Wait()
+	return enc.Encode(done)
+}
+
+// worker is a child process holding some of the clients.
+type worker struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	out   *bufio.Reader
+}
+
+// connectWorkers spreads the clients over child processes, at most
+// cfg.PerProcess each, and waits until they have all connected. The
+// returned stop function ends the workers and adds up what they saw.
+func (r *run) connectWorkers(ctx context.Context) (func(), error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find own executable for workers: %w", err)
+	}
+	n := (r.cfg.Clients + r.cfg.PerProcess - 1) / r.cfg.PerProcess
+	start := time.Now()
+	var ws []*worker
+	stopAll := func() {
+		var done workerDone
+		for _, w := range ws {
+			_, _ = io.WriteString(w.stdin, "stop\n")
+			var d workerDone
+			line, err := w.out.ReadBytes('\n')
+			if err == nil && json.Unmarshal(line, &d) == nil {
+				done.Stopped += d.Stopped
+				done.Reconnects += d.Reconnects
+				done.Duplicates += d.Duplicates
+				done.Gaps += d.Gaps
+			} else {
+				r.res.Failures = append(r.res.Failures, fmt.Sprintf("worker %d ended without its figures", w.cmd.Process.Pid))
+			}
+			_ = w.stdin.Close()
+			_ = w.cmd.Wait()
+		}
+		r.res.Reconnects = done.Reconnects
+		r.res.Duplicated += done.Duplicates
+		r.res.Lost += done.Gaps
+		if done.Stopped > 0 {
+			r.res.Failures = append(r.res.Failures, fmt.Sprintf("the server ended %d idle clients", done.Stopped))
+		}
+		if done.Duplicates+done.Gaps > 0 {
+			r.res.Failures = append(r.res.Failures, fmt.Sprintf("workers saw %d duplicate and %d skipped events", done.Duplicates, done.Gaps))
+		}
+	}
+	for k := range n {
+		from, to := k*r.cfg.PerProcess, min((k+1)*r.cfg.PerProcess, r.cfg.Clients)
+		job := workerJob{DialConcurrency: r.cfg.DialConcurrency}
+		for i := from; i < to; i++ {
+			job.Clients = append(job.Clients, r.spec(i))
+		}
+		cmd := exec.Command(exe, "-worker")
+		cmd.Stderr = r.errw
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			return stopAll, err
+		}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			return stopAll, err
+		}
+		if err := cmd.Start(); err != nil {
+			return stopAll, fmt.Errorf("start worker: %w", err)
+		}
+		w := &worker{cmd: cmd, stdin: stdin, out: bufio.NewReaderSize(stdout, 64<<10)}
+		ws = append(ws, w)
+		if err := json.NewEncoder(stdin).Encode(job); err != nil {
+			return stopAll, fmt.Errorf("send worker its clients: %w", err)
+		}
+	}
+	r.workers = ws
+	r.res.Workers = n
+	var firstErr string
+	for _, w := range ws {
+		line, err := w.out.ReadBytes('\n')
+		var ready workerReady
+		if err == nil {
+			err = json.Unmarshal(line, &ready)
+		}
+		if err != nil {
+			return stopAll, fmt.Errorf("worker %d did not report: %w", w.cmd.Process.Pid, errors.Join(err, ctx.Err()))
+		}
+		r.connected.Add(int64(ready.Connected))
+		r.connectFailed.Add(int64(ready.Failed))
+		if firstErr == "" {
+			firstErr = ready.FirstErr
+		}
+	}
+	r.res.ConnectS = time.Since(start).Seconds()
+	r.res.Connected = int(r.connected.Load())
+	r.res.ConnectFailed = int(r.connectFailed.Load())
+	if r.res.ConnectFailed > 0 {
+		r.res.Failures = append(r.res.Failures, fmt.Sprintf("%d clients could not connect (first: %s)", r.res.ConnectFailed, firstErr))
+	}
+	r.logf("%d workers connected %d clients in %.1fs (%d failed)", n, r.res.Connected, r.res.ConnectS, r.res.ConnectFailed)
+	return stopAll, nil
+}
