@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -45,6 +46,26 @@ type node struct {
 }
 
 func (n *node) url() string { return "http://" + n.addr }
+
+// rss reads the node process's resident memory from /proc.
+func (n *node) rss() (int64, bool) {
+	if n.cmd == nil || n.cmd.Process == nil {
+		return 0, false
+	}
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", n.cmd.Process.Pid))
+	if err != nil {
+		return 0, false
+	}
+	for line := range strings.SplitSeq(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kb int64
+			if _, err := fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb); err == nil {
+				return kb << 10, true
+			}
+		}
+	}
+	return 0, false
+}
 
 // startCluster builds (or uses) the patientpass binary, makes a schema,
 // starts Redis and cfg.Nodes nodes, and points cfg at them.

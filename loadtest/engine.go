@@ -176,18 +176,25 @@ func dial(ctx context.Context, s clientSpec, after int64, onEvent func(wsclient.
 // connectAll connects every client, cfg.DialConcurrency at a time. A client
 // that cannot connect is counted and reported; the run goes on without it.
 func (r *run) connectAll(ctx context.Context) {
+	r.connectRange(ctx, 0, len(r.clients))
+}
+
+// connectRange connects clients [from, to).
+func (r *run) connectRange(ctx context.Context, from, to int) {
 	start := time.Now()
 	var g errgroup.Group
 	g.SetLimit(r.cfg.DialConcurrency)
 	var firstErr atomic.Value
-	for i, v := range r.clients {
+	var failed atomic.Int64
+	for i := from; i < to; i++ {
+		v := r.clients[i]
 		g.Go(func() error {
 			t0 := time.Now()
 			dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
 			c, err := dial(dctx, r.spec(i), 0, func(ev wsclient.Event) { r.onEvent(v, ev) }, func(f wire.ServerFrame) { r.onFrame(v, f) })
 			if err != nil {
-				r.connectFailed.Add(1)
+				failed.Add(1)
 				firstErr.CompareAndSwap(nil, err.Error())
 				return nil
 			}
@@ -199,13 +206,19 @@ func (r *run) connectAll(ctx context.Context) {
 		})
 	}
 	_ = g.Wait()
-	r.res.ConnectS = time.Since(start).Seconds()
+	r.connectFailed.Add(failed.Load())
+	r.noteConnected(time.Since(start), failed.Load(), firstErr.Load())
+}
+
+// noteConnected adds a connection round to the result.
+func (r *run) noteConnected(took time.Duration, failed int64, firstErr any) {
+	r.res.ConnectS += took.Seconds()
 	r.res.Connected = int(r.connected.Load())
 	r.res.ConnectFailed = int(r.connectFailed.Load())
-	if r.res.ConnectFailed > 0 {
-		r.res.Failures = append(r.res.Failures, fmt.Sprintf("%d clients could not connect (first: %v)", r.res.ConnectFailed, firstErr.Load()))
+	if failed > 0 {
+		r.res.Failures = append(r.res.Failures, fmt.Sprintf("%d clients could not connect (first: %v)", failed, firstErr))
 	}
-	r.logf("connected %d clients in %.1fs (%d failed)", r.res.Connected, r.res.ConnectS, r.res.ConnectFailed)
+	r.logf("%d clients connected in %.1fs (%d failed)", r.res.Connected, took.Seconds(), failed)
 }
 
 // closeAll closes every connected client.

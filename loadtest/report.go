@@ -69,6 +69,7 @@ type result struct {
 
 	// Server memory, summed over the nodes, from their /metrics.
 	ServerRSSBefore  int64   `json:"server_rss_before_bytes,omitempty"`
+	ServerRSSHalf    int64   `json:"server_rss_half_bytes,omitempty"` // idle: with half the clients
 	ServerRSSAfter   int64   `json:"server_rss_after_bytes,omitempty"`
 	ServerRSSPerConn int64   `json:"server_rss_per_conn_bytes,omitempty"`
 	RSSSamples       []int64 `json:"rss_samples_bytes,omitempty"`
@@ -103,10 +104,18 @@ func (r *run) report() {
 	res.Pass = len(res.Failures) == 0
 
 	w := r.out
-	fmt.Fprintf(w, "\nloadtest %s — scenario %s, %d node(s), %d clients in %d rooms (%d users), %g msg/s for %s\n",
-		r.id, res.Scenario, res.Nodes, res.Clients, res.Rooms, res.Users, res.TargetRate, r.cfg.Duration)
-	fmt.Fprintf(w, "  connect      %d connected, %d failed, in %.1fs (each: p50 %.1fms p99 %.1fms max %.1fms)\n",
-		res.Connected, res.ConnectFailed, res.ConnectS, res.ConnectP50, res.ConnectP99, res.ConnectMax)
+	load := fmt.Sprintf("%g msg/s for %s", res.TargetRate, r.cfg.Duration)
+	if res.Scenario == "idle" {
+		load = "held for " + r.cfg.Duration.String()
+	}
+	fmt.Fprintf(w, "\nloadtest %s — scenario %s, %d node(s), %d clients in %d rooms (%d users), %s\n",
+		r.id, res.Scenario, res.Nodes, res.Clients, res.Rooms, res.Users, load)
+	fmt.Fprintf(w, "  connect      %d connected, %d failed, in %.1fs", res.Connected, res.ConnectFailed, res.ConnectS)
+	if res.Workers > 0 {
+		fmt.Fprintf(w, " by %d worker processes\n", res.Workers)
+	} else {
+		fmt.Fprintf(w, " (each: p50 %.1fms p99 %.1fms max %.1fms)\n", res.ConnectP50, res.ConnectP99, res.ConnectMax)
+	}
 	if res.Sent > 0 {
 		fmt.Fprintf(w, "  posts        %d sent, %d acked, %d unacked, %d retried; %.0f msg/s acked; generator behind %d times\n",
 			res.Sent, res.Acked, res.Unacked, res.Retries, res.ThroughputS, res.Behind)
@@ -121,9 +130,12 @@ func (r *run) report() {
 	if res.Resumed > 0 {
 		fmt.Fprintf(w, "  resume       %d resumed: p50 %.0fms p99 %.0fms max %.0fms\n", res.Resumed, res.ResumeP50, res.ResumeP99, res.ResumeMax)
 	}
-	if res.ServerRSSAfter > 0 {
-		fmt.Fprintf(w, "  server RSS   %s before, %s after: %s per connection\n",
-			mib(res.ServerRSSBefore), mib(res.ServerRSSAfter), kib(res.ServerRSSPerConn))
+	switch {
+	case res.ServerRSSPerConn > 0:
+		fmt.Fprintf(w, "  server RSS   %s before, %s with half the clients, %s with all: %s per connection\n",
+			mib(res.ServerRSSBefore), mib(res.ServerRSSHalf), mib(res.ServerRSSAfter), kib(res.ServerRSSPerConn))
+	case res.ServerRSSAfter > 0:
+		fmt.Fprintf(w, "  server RSS   %s before, %s after\n", mib(res.ServerRSSBefore), mib(res.ServerRSSAfter))
 	}
 	for _, f := range res.Faults {
 		fmt.Fprintf(w, "  fault        %s\n", f)

@@ -57,28 +57,41 @@ func mean(xs []int64) int64 {
 }
 
 // idle holds many subscribed, silent connections and reports the nodes'
-// memory per connection. More clients than -per-process are spread over
-// worker processes, since a process may hold only so many open files.
+// memory per connection. It connects half the clients, lets the nodes
+// settle and reads their memory, then the other half: the difference
+// divided by the second half is the cost of a connection, free of what
+// setting up (password hashing, say) left in the heap. More clients than
+// -per-process are spread over worker processes, since a process may hold
+// only so many open files.
 func idle(ctx context.Context, r *run) error {
 	if err := r.prepare(ctx); err != nil {
 		return err
 	}
 	r.res.ServerRSSBefore = r.serverRSS(ctx)
-	if r.cfg.Clients > r.cfg.PerProcess {
-		stop, err := r.connectWorkers(ctx)
-		if err != nil {
-			return err
+	connect := func(from, to int) error {
+		if r.cfg.Clients > r.cfg.PerProcess {
+			return r.connectWorkers(ctx, from, to)
 		}
-		defer stop()
-	} else {
-		r.connectAll(ctx)
-		defer r.closeAll()
+		r.connectRange(ctx, from, to)
+		return nil
+	}
+	defer r.stopWorkers()
+	defer r.closeAll()
+	half := r.cfg.Clients / 2
+	if err := connect(0, half); err != nil {
+		return err
+	}
+	sleep(ctx, r.cfg.Settle)
+	first, mid := r.connected.Load(), r.serverRSS(ctx)
+	if err := connect(half, r.cfg.Clients); err != nil {
+		return err
 	}
 	r.logf("connected; settling %s before reading the server's memory", r.cfg.Settle)
 	sleep(ctx, r.cfg.Settle)
 	r.res.ServerRSSAfter = r.serverRSS(ctx)
-	if r.res.ServerRSSAfter > 0 && r.res.Connected > 0 {
-		r.res.ServerRSSPerConn = (r.res.ServerRSSAfter - r.res.ServerRSSBefore) / int64(r.res.Connected)
+	if n := r.connected.Load() - first; mid > 0 && r.res.ServerRSSAfter > 0 && n > 0 {
+		r.res.ServerRSSHalf = mid
+		r.res.ServerRSSPerConn = (r.res.ServerRSSAfter - mid) / n
 	}
 	sleep(ctx, r.cfg.Duration)
 	if r.workers == nil {
@@ -169,12 +182,15 @@ func chaos(ctx context.Context, r *run) error {
 	return r.finish(ctx)
 }
 
-// serverRSS sums the nodes' resident memory, 0 when any node does not
-// report it.
+// serverRSS sums the nodes' resident memory, from their /metrics or, for
+// nodes loadtest started, from /proc; 0 when it cannot be read.
 func (r *run) serverRSS(ctx context.Context) int64 {
 	var sum int64
-	for _, u := range r.cfg.URLs {
+	for i, u := range r.cfg.URLs {
 		rss, ok := serverMemory(ctx, u)
+		if !ok && r.cluster != nil {
+			rss, ok = r.cluster.nodes[i].rss()
+		}
 		if !ok {
 			return 0
 		}

@@ -119,93 +119,85 @@ type worker struct {
 	out   *bufio.Reader
 }
 
-// connectWorkers spreads the clients over child processes, at most
-// cfg.PerProcess each, and waits until they have all connected. The
-// returned stop function ends the workers and adds up what they saw.
-func (r *run) connectWorkers(ctx context.Context) (func(), error) {
+// connectWorkers spreads clients [from, to) over child processes, at most
+// cfg.PerProcess each, and waits until they have all connected.
+func (r *run) connectWorkers(ctx context.Context, from, to int) error {
 	exe, err := os.Executable()
 	if err != nil {
-		return nil, fmt.Errorf("find own executable for workers: %w", err)
+		return fmt.Errorf("find own executable for workers: %w", err)
 	}
-	n := (r.cfg.Clients + r.cfg.PerProcess - 1) / r.cfg.PerProcess
 	start := time.Now()
-	var ws []*worker
-	stopAll := func() {
-		var done workerDone
-		for _, w := range ws {
-			_, _ = io.WriteString(w.stdin, "stop\n")
-			var d workerDone
-			line, err := w.out.ReadBytes('\n')
-			if err == nil && json.Unmarshal(line, &d) == nil {
-				done.Stopped += d.Stopped
-				done.Reconnects += d.Reconnects
-				done.Duplicates += d.Duplicates
-				done.Gaps += d.Gaps
-			} else {
-				r.res.Failures = append(r.res.Failures, fmt.Sprintf("worker %d ended without its figures", w.cmd.Process.Pid))
-			}
-			_ = w.stdin.Close()
-			_ = w.cmd.Wait()
-		}
-		r.res.Reconnects = done.Reconnects
-		r.res.Duplicated += done.Duplicates
-		r.res.Lost += done.Gaps
-		if done.Stopped > 0 {
-			r.res.Failures = append(r.res.Failures, fmt.Sprintf("the server ended %d idle clients", done.Stopped))
-		}
-		if done.Duplicates+done.Gaps > 0 {
-			r.res.Failures = append(r.res.Failures, fmt.Sprintf("workers saw %d duplicate and %d skipped events", done.Duplicates, done.Gaps))
-		}
-	}
-	for k := range n {
-		from, to := k*r.cfg.PerProcess, min((k+1)*r.cfg.PerProcess, r.cfg.Clients)
+	var started []*worker
+	for lo := from; lo < to; lo += r.cfg.PerProcess {
 		job := workerJob{DialConcurrency: r.cfg.DialConcurrency}
-		for i := from; i < to; i++ {
+		for i := lo; i < min(lo+r.cfg.PerProcess, to); i++ {
 			job.Clients = append(job.Clients, r.spec(i))
 		}
 		cmd := exec.Command(exe, "-worker")
 		cmd.Stderr = r.errw
 		stdin, err := cmd.StdinPipe()
 		if err != nil {
-			return stopAll, err
+			return err
 		}
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
-			return stopAll, err
+			return err
 		}
 		if err := cmd.Start(); err != nil {
-			return stopAll, fmt.Errorf("start worker: %w", err)
+			return fmt.Errorf("start worker: %w", err)
 		}
 		w := &worker{cmd: cmd, stdin: stdin, out: bufio.NewReaderSize(stdout, 64<<10)}
-		ws = append(ws, w)
+		r.workers = append(r.workers, w)
+		started = append(started, w)
 		if err := json.NewEncoder(stdin).Encode(job); err != nil {
-			return stopAll, fmt.Errorf("send worker its clients: %w", err)
+			return fmt.Errorf("send worker its clients: %w", err)
 		}
 	}
-	r.workers = ws
-	r.res.Workers = n
+	r.res.Workers = len(r.workers)
+	var failed int64
 	var firstErr string
-	for _, w := range ws {
+	for _, w := range started {
 		line, err := w.out.ReadBytes('\n')
 		var ready workerReady
 		if err == nil {
 			err = json.Unmarshal(line, &ready)
 		}
 		if err != nil {
-			return stopAll, fmt.Errorf("worker %d did not report: %w", w.cmd.Process.Pid, errors.Join(err, ctx.Err()))
+			return fmt.Errorf("worker %d did not report: %w", w.cmd.Process.Pid, errors.Join(err, ctx.Err()))
 		}
 		r.connected.Add(int64(ready.Connected))
-		r.connectFailed.Add(int64(ready.Failed))
+		failed += int64(ready.Failed)
 		if firstErr == "" {
 			firstErr = ready.FirstErr
 		}
 	}
-	r.res.ConnectS = time.Since(start).Seconds()
-	r.res.Connected = int(r.connected.Load())
-	r.res.ConnectFailed = int(r.connectFailed.Load())
-	if r.res.ConnectFailed > 0 {
-		r.res.Failures = append(r.res.Failures, fmt.Sprintf("%d clients could not connect (first: %s)", r.res.ConnectFailed, firstErr))
+	r.connectFailed.Add(failed)
+	r.noteConnected(time.Since(start), failed, firstErr)
+	return nil
+}
+
+// stopWorkers ends the workers and adds up what they saw.
+func (r *run) stopWorkers() {
+	var done workerDone
+	for _, w := range r.workers {
+		_, _ = io.WriteString(w.stdin, "stop\n")
+		var d workerDone
+		line, err := w.out.ReadBytes('\n')
+		if err == nil && json.Unmarshal(line, &d) == nil {
+			done.Stopped += d.Stopped
+			done.Reconnects += d.Reconnects
+			done.Duplicates += d.Duplicates
+			done.Gaps += d.Gaps
+		} else {
+			r.res.Failures = append(r.res.Failures, fmt.Sprintf("worker %d ended without its figures", w.cmd.Process.Pid))
+		}
+		_ = w.stdin.Close()
+		_ = w.cmd.Wait()
 	}
-	r.logf("%d workers connected %d clients in %.1fs (%d failed)", n, r.res.Connected, r.res.ConnectS, r.res.ConnectFailed)
-	return stopAll, nil
+	r.res.Reconnects = done.Reconnects
+	r.res.Duplicated += done.Duplicates
+	r.res.Lost += done.Gaps
+	if done.Stopped > 0 {
+		r.res.Failures = append(r.res.Failures, fmt.Sprintf("the server ended %d idle clients", done.Stopped))
+	}
 }

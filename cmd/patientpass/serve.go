@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -83,6 +84,11 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	log.Info().Str("addr", ln.Addr().String()).Str("public_url", cfg.PublicURL).Msg("serving")
 
 	go expireSessions(ctx, store, log)
+	if cfg.DebugAddr != "" {
+		if err := serveDebug(ctx, cfg.DebugAddr, log); err != nil {
+			return err
+		}
+	}
 
 	served := make(chan error, 1)
 	go func() { served <- httpSrv.Serve(ln) }()
@@ -104,6 +110,27 @@ func (a *app) serve(ctx context.Context, args []string) error {
 		log.Warn().Err(err).Msg("real-time hub did not shut down cleanly")
 	}
 	log.Info().Msg("stopped")
+	return nil
+}
+
+// serveDebug serves the Go profiler on its own listener, apart from the
+// public handler, until ctx ends. It exposes no patient data, but it does
+// expose the process's internals, so it belongs on loopback.
+func serveDebug(ctx context.Context, addr string, log zerolog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on debug address %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	context.AfterFunc(ctx, func() { _ = srv.Close() })
+	log.Info().Str("addr", ln.Addr().String()).Msg("profiler listening")
 	return nil
 }
 
