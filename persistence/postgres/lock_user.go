@@ -13,7 +13,7 @@ import (
 // LockUser reads a user with FOR UPDATE, holding the row until the
 // transaction ends.
 func (t *tx) LockUser(ctx context.Context, id string) (rooms.User, error) {
-	u, err := scanUser(t.tx.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1 FOR UPDATE`, id))
+	u, err := scanUser(t.q.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1 FOR UPDATE`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return u, fmt.Errorf("lock user %s: %w", id, rooms.ErrNotFound)
 	}

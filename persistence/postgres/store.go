@@ -78,22 +78,31 @@ func (s *Store) Ping(ctx context.Context) error {
 // InTx runs fn in one READ COMMITTED transaction. Commands on one referral
 // are serialised by LockReferral's row lock, not by the isolation level, so
 // transactions never fail for serialisation and need no retry loop.
+//
+// The transaction runs on a connection of its own taken from the pool, and
+// sends BEGIN with its first statement and some writes with the statement
+// after them (see txConn); fn sees none of this.
 func (s *Store) InTx(ctx context.Context, fn func(tx rooms.Tx) error) error {
-	ptx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	pc, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
-	if err := fn(&tx{reader: reader{q: ptx}, tx: ptx}); err != nil {
-		// The rollback runs even when ctx is what failed, but bounded, so a
-		// dead server cannot hold the caller; if it fails pgx closes the
-		// connection, and the caller's error is the one that matters.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
-		_ = ptx.Rollback(rctx)
-		cancel()
+	c := &txConn{conn: pc.Conn()}
+	defer func() {
+		c.closed = true
+		// The pool destroys, rather than reuses, a connection that is
+		// closed, busy or still inside a transaction: whatever happened
+		// above, a panic in fn included, no other caller gets this
+		// transaction.
+		pc.Release()
+	}()
+	if err := fn(newTx(c)); err != nil {
+		c.rollback(ctx)
 		return err
 	}
-	if err := ptx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit transaction: %w", mapErr(err, "commit"))
+	if err := c.commit(ctx); err != nil {
+		c.rollback(ctx)
+		return err
 	}
 	return nil
 }

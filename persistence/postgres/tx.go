@@ -1,28 +1,37 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"patientpass/rooms"
 )
 
 // tx is one READ COMMITTED transaction of a Store. It is used by one
 // goroutine, the one running InTx's fn.
+//
+// UpdateReferral, AppendEvent and CompleteCommand are sent with the
+// transaction's next statement or before its commit (see txConn), so their
+// failures are reported there, and fail the transaction. Everything else is
+// sent when it is called.
 type tx struct {
-	reader
-	tx pgx.Tx
+	reader // on q
+	q      *txConn
 }
+
+func newTx(c *txConn) *tx { return &tx{reader: reader{q: c}, q: c} }
 
 var _ rooms.Tx = (*tx)(nil)
 
 // PutOrganisation creates or renames an organisation.
 func (t *tx) PutOrganisation(ctx context.Context, o rooms.Organisation) error {
-	_, err := t.tx.Exec(ctx, `INSERT INTO organisations (ods, name) VALUES ($1, $2)
+	_, err := t.q.Exec(ctx, `INSERT INTO organisations (ods, name) VALUES ($1, $2)
 		ON CONFLICT (ods) DO UPDATE SET name = excluded.name`, o.ODS, o.Name)
 	if err != nil {
 		return mapErr(err, "put organisation "+o.ODS)
@@ -41,7 +50,7 @@ func roleStrings(roles []rooms.Role) []string {
 // CreateUser stores a new user; rooms.ErrDuplicate when the id or the
 // normalised email is taken. The email is kept as given.
 func (t *tx) CreateUser(ctx context.Context, u rooms.User) error {
-	_, err := t.tx.Exec(ctx, `INSERT INTO users (`+userColumns+`, email_key)
+	_, err := t.q.Exec(ctx, `INSERT INTO users (`+userColumns+`, email_key)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 		u.ID, u.Email, u.Name, string(u.ProfessionalBody), u.RegistrationNumber, u.Organisation,
 		roleStrings(u.Roles), string(u.Status), u.PasswordHash, u.TOTPSecret, u.TOTPPendingSecret,
@@ -55,7 +64,7 @@ func (t *tx) CreateUser(ctx context.Context, u rooms.User) error {
 // UpdateUser replaces every stored field of the user u.ID. The last TOTP
 // step used is not a field of rooms.User and is kept.
 func (t *tx) UpdateUser(ctx context.Context, u rooms.User) error {
-	tag, err := t.tx.Exec(ctx, `UPDATE users SET email = $2, name = $3, professional_body = $4,
+	tag, err := t.q.Exec(ctx, `UPDATE users SET email = $2, name = $3, professional_body = $4,
 		registration_number = $5, organisation = $6, roles = $7, status = $8, password_hash = $9,
 		totp_secret = $10, totp_pending_secret = $11, created_at = $12, updated_at = $13, email_key = $14
 		WHERE id = $1`,
@@ -77,7 +86,7 @@ func (t *tx) PutPathway(ctx context.Context, p rooms.Pathway) error {
 	if err != nil {
 		return fmt.Errorf("put pathway %s: %w", p.ID, err)
 	}
-	_, err = t.tx.Exec(ctx, `INSERT INTO pathways (id, receiving_organisation, definition) VALUES ($1, $2, $3)
+	_, err = t.q.Exec(ctx, `INSERT INTO pathways (id, receiving_organisation, definition) VALUES ($1, $2, $3)
 		ON CONFLICT (id) DO UPDATE SET receiving_organisation = excluded.receiving_organisation,
 			definition = excluded.definition`, p.ID, p.ReceivingOrganisation, def)
 	if err != nil {
@@ -112,7 +121,7 @@ func (t *tx) CreateReferral(ctx context.Context, r rooms.Referral) error {
 	for _, p := range r.Participants {
 		queueParticipant(b, r.ID, p)
 	}
-	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
+	if err := t.q.SendBatch(ctx, b).Close(); err != nil {
 		return mapErr(err, "create referral "+r.ID)
 	}
 	return nil
@@ -130,8 +139,9 @@ func (t *tx) LockReferral(ctx context.Context, id string) (rooms.Referral, error
 	return t.referral(ctx, id, `SELECT `+referralColumns+` FROM referrals r WHERE r.id = $1 FOR UPDATE`)
 }
 
-// UpdateReferral stores the referral's mutable state.
-func (t *tx) UpdateReferral(ctx context.Context, r rooms.Referral) error {
+// UpdateReferral stores the referral's mutable state. It is sent with the
+// transaction's next statement.
+func (t *tx) UpdateReferral(_ context.Context, r rooms.Referral) error {
 	form, err := marshalJSON(r.Form)
 	if err != nil {
 		return fmt.Errorf("update referral %s: encode form: %w", r.ID, err)
@@ -140,33 +150,38 @@ func (t *tx) UpdateReferral(ctx context.Context, r rooms.Referral) error {
 	if err != nil {
 		return fmt.Errorf("update referral %s: encode outcome: %w", r.ID, err)
 	}
-	tag, err := t.tx.Exec(ctx, `UPDATE referrals SET status = $2, priority = $3, form = $4,
+	t.q.queueWrite(`UPDATE referrals SET status = $2, priority = $3, form = $4,
 		contact_phone = $5, consultant_discussed = $6, assignee_id = $7, outcome = $8,
 		submitted_at = $9, triage_due_at = $10, updated_at = $11, head_seq = $12
 		WHERE id = $1`,
-		r.ID, string(r.Status), string(r.Priority), form,
-		r.ContactPhone, r.ConsultantDiscussed, r.AssigneeID, outcome,
-		microPtr(r.SubmittedAt), microPtr(r.TriageDueAt), micro(r.UpdatedAt), r.HeadSeq)
-	if err != nil {
-		return mapErr(err, "update referral "+r.ID)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("update referral %s: %w", r.ID, rooms.ErrNotFound)
-	}
+		[]any{r.ID, string(r.Status), string(r.Priority), form,
+			r.ContactPhone, r.ConsultantDiscussed, r.AssigneeID, outcome,
+			microPtr(r.SubmittedAt), microPtr(r.TriageDueAt), micro(r.UpdatedAt), r.HeadSeq},
+		func(tag pgconn.CommandTag, err error) error {
+			if err != nil {
+				return mapErr(err, "update referral "+r.ID)
+			}
+			if tag.RowsAffected() == 0 {
+				return fmt.Errorf("update referral %s: %w", r.ID, rooms.ErrNotFound)
+			}
+			return nil
+		})
 	return nil
 }
 
 // AppendEvent stores an event; rooms.ErrDuplicate when its seq is taken.
-func (t *tx) AppendEvent(ctx context.Context, e rooms.Event) error {
-	var body []byte
-	if e.Body != nil {
-		body = e.Body
-	}
-	_, err := t.tx.Exec(ctx, `INSERT INTO events (`+eventColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`,
-		e.ReferralID, e.Seq, string(e.Kind), e.Author, micro(e.At), body)
-	if err != nil {
-		return mapErr(err, fmt.Sprintf("append event %d to referral %s", e.Seq, e.ReferralID))
-	}
+// It is sent with the transaction's next statement.
+func (t *tx) AppendEvent(_ context.Context, e rooms.Event) error {
+	// The body is copied: the caller's may change before it is sent.
+	body := bytes.Clone(e.Body)
+	t.q.queueWrite(`INSERT INTO events (`+eventColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`,
+		[]any{e.ReferralID, e.Seq, string(e.Kind), e.Author, micro(e.At), body},
+		func(_ pgconn.CommandTag, err error) error {
+			if err != nil {
+				return mapErr(err, fmt.Sprintf("append event %d to referral %s", e.Seq, e.ReferralID))
+			}
+			return nil
+		})
 	return nil
 }
 
@@ -176,7 +191,7 @@ func (t *tx) PutPlanSection(ctx context.Context, referralID string, s rooms.Plan
 	if !s.UpdatedAt.IsZero() {
 		updatedAt = micro(s.UpdatedAt)
 	}
-	_, err := t.tx.Exec(ctx, `INSERT INTO plan_sections (referral_id, name, revision, text, updated_by, updated_at)
+	_, err := t.q.Exec(ctx, `INSERT INTO plan_sections (referral_id, name, revision, text, updated_by, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (referral_id, name) DO UPDATE SET revision = excluded.revision, text = excluded.text,
 			updated_by = excluded.updated_by, updated_at = excluded.updated_at`,
@@ -191,7 +206,7 @@ func (t *tx) PutPlanSection(ctx context.Context, referralID string, s rooms.Plan
 func (t *tx) AddParticipant(ctx context.Context, referralID string, p rooms.Participant) error {
 	b := &pgx.Batch{}
 	queueParticipant(b, referralID, p)
-	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
+	if err := t.q.SendBatch(ctx, b).Close(); err != nil {
 		return mapErr(err, fmt.Sprintf("add participant %s to referral %s", p.UserID, referralID))
 	}
 	return nil
@@ -199,7 +214,7 @@ func (t *tx) AddParticipant(ctx context.Context, referralID string, p rooms.Part
 
 // SetReadMarker raises the user's read marker to seq, never lowering it.
 func (t *tx) SetReadMarker(ctx context.Context, referralID, userID string, seq int64) error {
-	_, err := t.tx.Exec(ctx, `INSERT INTO read_markers (referral_id, user_id, seq) VALUES ($1, $2, $3)
+	_, err := t.q.Exec(ctx, `INSERT INTO read_markers (referral_id, user_id, seq) VALUES ($1, $2, $3)
 		ON CONFLICT (referral_id, user_id) DO UPDATE SET seq = GREATEST(read_markers.seq, excluded.seq)`,
 		referralID, userID, seq)
 	if err != nil {
@@ -215,7 +230,7 @@ func (t *tx) SetReadMarker(ctx context.Context, referralID, userID string, seq i
 // is read by a fresh statement (a new READ COMMITTED snapshot); when it
 // rolls back, the insert goes ahead and this transaction claims the ref.
 func (t *tx) ClaimCommand(ctx context.Context, c rooms.CommandRecord) (rooms.CommandRecord, bool, error) {
-	tag, err := t.tx.Exec(ctx, `INSERT INTO commands (actor_id, ref, kind, referral_id, at)
+	tag, err := t.q.Exec(ctx, `INSERT INTO commands (actor_id, ref, kind, referral_id, at)
 		VALUES ($1, $2, $3, $4, $5) ON CONFLICT (actor_id, ref) DO NOTHING`,
 		c.ActorID, c.Ref, c.Kind, c.ReferralID, micro(c.At))
 	if err != nil {
@@ -231,19 +246,22 @@ func (t *tx) ClaimCommand(ctx context.Context, c rooms.CommandRecord) (rooms.Com
 	return prior, false, nil
 }
 
-// CompleteCommand stores the result of a claimed command.
-func (t *tx) CompleteCommand(ctx context.Context, actorID, ref string, result json.RawMessage) error {
-	var res []byte
-	if result != nil {
-		res = result
-	}
-	tag, err := t.tx.Exec(ctx, `UPDATE commands SET result = $3 WHERE actor_id = $1 AND ref = $2`, actorID, ref, res)
-	if err != nil {
-		return mapErr(err, fmt.Sprintf("complete command %s of user %s", ref, actorID))
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("complete command %s of user %s: %w", ref, actorID, rooms.ErrNotFound)
-	}
+// CompleteCommand stores the result of a claimed command. It is sent with
+// the transaction's next statement.
+func (t *tx) CompleteCommand(_ context.Context, actorID, ref string, result json.RawMessage) error {
+	// The result is copied: the caller's may change before it is sent.
+	res := bytes.Clone(result)
+	t.q.queueWrite(`UPDATE commands SET result = $3 WHERE actor_id = $1 AND ref = $2`,
+		[]any{actorID, ref, res},
+		func(tag pgconn.CommandTag, err error) error {
+			if err != nil {
+				return mapErr(err, fmt.Sprintf("complete command %s of user %s", ref, actorID))
+			}
+			if tag.RowsAffected() == 0 {
+				return fmt.Errorf("complete command %s of user %s: %w", ref, actorID, rooms.ErrNotFound)
+			}
+			return nil
+		})
 	return nil
 }
 
@@ -252,7 +270,7 @@ func (t *tx) CompleteCommand(ctx context.Context, actorID, ref string, result js
 // time.
 func (t *tx) LockAuditChain(ctx context.Context, chain int) (rooms.AuditHead, error) {
 	h := rooms.AuditHead{Chain: chain}
-	err := t.tx.QueryRow(ctx, `SELECT seq, hash FROM audit_chain_heads WHERE chain = $1 FOR UPDATE`, chain).Scan(&h.Seq, &h.Hash)
+	err := t.q.QueryRow(ctx, `SELECT seq, hash FROM audit_chain_heads WHERE chain = $1 FOR UPDATE`, chain).Scan(&h.Seq, &h.Hash)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return h, fmt.Errorf("lock audit chain %d: %w", chain, rooms.ErrNotFound)
 	}
@@ -267,7 +285,7 @@ func (t *tx) LockAuditChain(ctx context.Context, chain int) (rooms.AuditHead, er
 // not linked to the current head is refused rather than forking the chain.
 func (t *tx) AppendAudit(ctx context.Context, e rooms.AuditEntry) error {
 	var moved bool
-	err := t.tx.QueryRow(ctx, `WITH entry AS (
+	err := t.q.QueryRow(ctx, `WITH entry AS (
 			INSERT INTO audit_entries (chain, seq, at, actor_id, actor_registration, actor_role, action, event,
 				referral_id, patient_nhs_number, outcome, detail, node, client_addr, prev_hash, hash)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)

@@ -1,0 +1,190 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"patientpass/persistence/postgres/pgtest"
+	"patientpass/rooms"
+)
+
+// roundTrips counts the round trips made on the connections it dials: a
+// write after a read (or the first write) starts one.
+type roundTrips struct {
+	mu      sync.Mutex
+	n       int  // guarded by mu
+	writing bool // guarded by mu
+}
+
+func (rt *roundTrips) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return countedConn{Conn: c, rt: rt}, nil
+}
+
+func (rt *roundTrips) take() int {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	n := rt.n
+	rt.n = 0
+	return n
+}
+
+type countedConn struct {
+	net.Conn
+	rt *roundTrips
+}
+
+func (c countedConn) Write(b []byte) (int, error) {
+	c.rt.mu.Lock()
+	if !c.rt.writing {
+		c.rt.n++
+		c.rt.writing = true
+	}
+	c.rt.mu.Unlock()
+	return c.Conn.Write(b)
+}
+
+func (c countedConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.rt.mu.Lock()
+	c.rt.writing = false
+	c.rt.mu.Unlock()
+	return n, err
+}
+
+// TestTransactionRoundTrips counts the round trips transactions cost: BEGIN
+// goes with the first statement, and the writes that need no answer with
+// the statement after them.
+func TestTransactionRoundTrips(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	url := pgtest.URL(t)
+	if err := Migrate(ctx, url); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatalf("parse url: %v", err)
+	}
+	cfg.MaxConns = 1 // so the statements are prepared on the first run
+	// A connection idle for a while is pinged when acquired: not part of
+	// the transaction.
+	cfg.ShouldPing = func(context.Context, pgxpool.ShouldPingParams) bool { return false }
+	rt := &roundTrips{}
+	cfg.ConnConfig.DialFunc = rt.dial
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	s := &Store{reader: reader{q: pool}, pool: pool}
+
+	at := time.Date(2025, time.March, 4, 9, 30, 0, 0, time.UTC)
+	u := rooms.User{ID: "u-1", Email: "referrer@demo.test", Name: "Dr Referrer", ProfessionalBody: rooms.BodyGMC,
+		RegistrationNumber: "7654321", Organisation: "RJR", Roles: []rooms.Role{rooms.RoleClinician},
+		Status: rooms.UserActive, PasswordHash: "x", CreatedAt: at, UpdatedAt: at}
+	err = s.InTx(ctx, func(tx rooms.Tx) error {
+		for _, o := range []rooms.Organisation{{ODS: "RET", Name: "The Walton Centre"}, {ODS: "RJR", Name: "Countess of Chester Hospital"}} {
+			if err := tx.PutOrganisation(ctx, o); err != nil {
+				return err
+			}
+		}
+		if err := tx.PutPathway(ctx, rooms.MSCC("RET")); err != nil {
+			return err
+		}
+		if err := tx.CreateUser(ctx, u); err != nil {
+			return err
+		}
+		err := tx.CreateReferral(ctx, rooms.Referral{ID: "r-1", PathwayID: "mscc", Status: rooms.StatusDraft,
+			Priority: rooms.PriorityUrgent, Patient: rooms.Patient{NHSNumber: "9434765919", Name: "Test Patient"},
+			Referrer: rooms.AuthorOf(u), ReferringOrganisation: "RJR", ReceivingOrganisation: "RET", CreatedAt: at, UpdatedAt: at})
+		if err != nil {
+			return err
+		}
+		_, _, err = tx.ClaimCommand(ctx, rooms.CommandRecord{ActorID: u.ID, Ref: "ref-0", Kind: "referral.message", At: at})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("store the fixture: %v", err)
+	}
+
+	// appendMessage appends the next event, moving the referral's head.
+	appendMessage := func(ctx context.Context, tx rooms.Tx) (rooms.Referral, error) {
+		r, err := tx.LockReferral(ctx, "r-1")
+		if err != nil {
+			return r, err
+		}
+		r.HeadSeq++
+		e := rooms.Event{ReferralID: r.ID, Seq: r.HeadSeq, Kind: rooms.EventMessage, Author: rooms.AuthorOf(u),
+			At: at, Body: json.RawMessage(`{"body":"hello"}`)}
+		if err := tx.AppendEvent(ctx, e); err != nil {
+			return r, err
+		}
+		return r, tx.UpdateReferral(ctx, r)
+	}
+	var refs int
+	for _, tc := range []struct {
+		name string
+		want int
+		fn   func(ctx context.Context, tx rooms.Tx) error
+	}{
+		{"nothing", 0, func(context.Context, rooms.Tx) error { return nil }},
+		{"writes_needing_no_answer", 2, func(ctx context.Context, tx rooms.Tx) error {
+			// BEGIN and the writes; COMMIT.
+			return tx.CompleteCommand(ctx, u.ID, "ref-0", json.RawMessage(`{}`))
+		}},
+		{"append_message", 3, func(ctx context.Context, tx rooms.Tx) error {
+			// BEGIN and the lock; the writes; COMMIT.
+			_, err := appendMessage(ctx, tx)
+			return err
+		}},
+		{"command", 5, func(ctx context.Context, tx rooms.Tx) error {
+			// BEGIN and the claim; the lock; the writes and the audit
+			// chain's lock; the audit entry; COMMIT.
+			refs++
+			ref := "ref-" + strconv.Itoa(refs)
+			if _, _, err := tx.ClaimCommand(ctx, rooms.CommandRecord{ActorID: u.ID, Ref: ref, Kind: "referral.message", ReferralID: "r-1", At: at}); err != nil {
+				return err
+			}
+			r, err := appendMessage(ctx, tx)
+			if err != nil {
+				return err
+			}
+			if err := tx.CompleteCommand(ctx, u.ID, ref, json.RawMessage(`{}`)); err != nil {
+				return err
+			}
+			chain := rooms.AuditChainFor(r.ID)
+			head, err := tx.LockAuditChain(ctx, chain)
+			if err != nil {
+				return err
+			}
+			e := rooms.AuditEntry{Chain: chain, Seq: head.Seq + 1, At: at, ActorID: u.ID, Action: rooms.ActionCreate,
+				Event: "referral.message", ReferralID: r.ID, Outcome: rooms.OutcomeSuccess, PrevHash: head.Hash}
+			e.Hash = e.ComputeHash()
+			return tx.AppendAudit(ctx, e)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The first run prepares the statements on the connection.
+			for run := range 2 {
+				rt.take()
+				if err := s.InTx(ctx, func(tx rooms.Tx) error { return tc.fn(ctx, tx) }); err != nil {
+					t.Fatalf("run %d: %v", run+1, err)
+				}
+			}
+			if got := rt.take(); got != tc.want {
+				t.Errorf("%d round trips, want %d", got, tc.want)
+			}
+		})
+	}
+}

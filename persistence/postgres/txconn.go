@@ -1,0 +1,282 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// txConn is the connection of one InTx transaction. It saves round trips,
+// each of which costs CPU on both sides (system calls, wake-ups) and time
+// under the row locks the transaction holds:
+//
+//   - BEGIN is not sent on its own but ahead of the transaction's first
+//     statement, in the same batch;
+//   - writes whose only answer is an error (queueWrite) are held back and
+//     sent, in the order they were made, ahead of the next statement, in the
+//     same batch as it; before COMMIT they are sent on their own.
+//
+// Every statement of the transaction, tx's own and those of the reader
+// embedded in it, goes through txConn's querier methods, and each of them
+// sends BEGIN and the pending writes first: a read can never overtake a
+// write the transaction has made, nor run outside the transaction.
+//
+// A txConn is used by one goroutine, the one running InTx's fn.
+type txConn struct {
+	conn *pgx.Conn
+	// begun is set once BEGIN has been sent.
+	begun bool
+	// pending are the writes not yet sent, in the order they were made.
+	pending []*pgx.QueuedQuery
+	// err is the failure of BEGIN or of a pending write. It fails the
+	// transaction: every later statement, and the commit, report it.
+	err error
+	// closed is set when InTx has released conn.
+	closed bool
+}
+
+var _ querier = (*txConn)(nil)
+
+const beginSQL = "BEGIN ISOLATION LEVEL READ COMMITTED"
+
+// queueWrite defers the statement sql to the next round trip. done is
+// called with its command tag and error once it has been sent, and returns
+// the error the write reports, the error the method that queued it would
+// have returned had it been sent at once.
+func (c *txConn) queueWrite(sql string, args []any, done func(pgconn.CommandTag, error) error) {
+	q := &pgx.QueuedQuery{SQL: sql, Arguments: args}
+	q.Fn = func(br pgx.BatchResults) error {
+		tag, err := br.Exec()
+		if notSent(err) {
+			return err
+		}
+		return done(tag, err)
+	}
+	c.pending = append(c.pending, q)
+}
+
+// notSent reports whether err is the failure of a whole batch that could
+// not be prepared, and was not sent. Its error names the statement at
+// fault, which need not be the one it is reported for.
+func notSent(err error) bool {
+	var unsent pgx.ErrPreprocessingBatch
+	return errors.As(err, &unsent)
+}
+
+// usable reports why no statement may be sent, if one may not.
+func (c *txConn) usable() error {
+	switch {
+	case c.closed:
+		return pgx.ErrTxClosed
+	case c.err != nil:
+		return c.err
+	case c.begun && c.conn.PgConn().TxStatus() == 'I':
+		// A BEGIN that was not run leaves its error in err, so this
+		// cannot happen; were it to, a statement sent now would run, and
+		// commit, on its own.
+		return errors.New("the transaction is no longer open")
+	}
+	return nil
+}
+
+// caughtUp reports whether BEGIN and every write have been sent, so a
+// statement can go to the connection directly.
+func (c *txConn) caughtUp() bool { return c.begun && len(c.pending) == 0 }
+
+// send sends BEGIN when it has not been sent, the pending writes and then
+// the statements of b (nil for none) in one batch, and reads the results
+// of BEGIN and of the writes. The results returned are at b's first
+// statement; they must be closed. The error is the first of BEGIN or of a
+// write, which fails the transaction.
+func (c *txConn) send(ctx context.Context, b *pgx.Batch) (pgx.BatchResults, error) {
+	var stmts []*pgx.QueuedQuery
+	if b != nil {
+		stmts = b.QueuedQueries
+	}
+	qs := make([]*pgx.QueuedQuery, 0, 1+len(c.pending)+len(stmts))
+	if !c.begun {
+		begin := &pgx.QueuedQuery{SQL: beginSQL}
+		begin.Fn = beginResult
+		qs = append(qs, begin)
+	}
+	qs = append(qs, c.pending...)
+	ahead := len(qs)
+	qs = append(qs, stmts...)
+	c.begun, c.pending = true, nil
+	br := c.conn.SendBatch(ctx, &pgx.Batch{QueuedQueries: qs})
+	for _, q := range qs[:ahead] {
+		if err := q.Fn(br); err != nil {
+			// The writes are no longer pending, whether or not they ran:
+			// the transaction must not commit. Postgres has aborted it
+			// after an error of its own, but not after a write that found
+			// no row, nor when the batch was never sent.
+			c.err = err
+			return br, err
+		}
+	}
+	return br, nil
+}
+
+// beginResult reads the result of BEGIN from br.
+func beginResult(br pgx.BatchResults) error {
+	_, err := br.Exec()
+	if err != nil && !notSent(err) {
+		err = fmt.Errorf("begin transaction: %w", err)
+	}
+	return err
+}
+
+// flush sends BEGIN, if it has not been sent, and the pending writes.
+func (c *txConn) flush(ctx context.Context) error {
+	if err := c.usable(); err != nil {
+		return err
+	}
+	if c.caughtUp() {
+		return nil
+	}
+	br, err := c.send(ctx, nil)
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Exec runs sql in the same round trip as BEGIN and the pending writes.
+func (c *txConn) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if err := c.usable(); err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	if c.caughtUp() {
+		return c.conn.Exec(ctx, sql, args...)
+	}
+	b := &pgx.Batch{}
+	b.Queue(sql, args...)
+	br, err := c.send(ctx, b)
+	var tag pgconn.CommandTag
+	if err == nil {
+		tag, err = br.Exec()
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return tag, err
+}
+
+// QueryRow runs sql in the same round trip as BEGIN and the pending writes.
+// As with pgx, the returned row's Scan must be called: it ends the round
+// trip.
+func (c *txConn) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	if err := c.usable(); err != nil {
+		return errRow{err}
+	}
+	if c.caughtUp() {
+		return c.conn.QueryRow(ctx, sql, args...)
+	}
+	b := &pgx.Batch{}
+	b.Queue(sql, args...)
+	br, err := c.send(ctx, b)
+	return batchRow{br: br, err: err}
+}
+
+// SendBatch sends b in the same round trip as BEGIN and the pending writes.
+func (c *txConn) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	if err := c.usable(); err != nil {
+		return pgx.FailedBatchResults(b, err)
+	}
+	if c.caughtUp() {
+		return c.conn.SendBatch(ctx, b)
+	}
+	br, err := c.send(ctx, b)
+	if err != nil {
+		return failedBatch{BatchResults: pgx.FailedBatchResults(b, err), sent: br}
+	}
+	return br
+}
+
+// Query runs sql after sending BEGIN and the pending writes. It takes a
+// round trip of its own to send those: rows, unlike a row or a batch, have
+// no end where the batch's own error could be reported in turn.
+func (c *txConn) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if err := c.flush(ctx); err != nil {
+		return nil, err
+	}
+	return c.conn.Query(ctx, sql, args...)
+}
+
+// commit sends the pending writes, then, once they are known to have
+// succeeded, COMMIT. A transaction that never sent a statement has nothing
+// to commit.
+func (c *txConn) commit(ctx context.Context) error {
+	if !c.begun && len(c.pending) == 0 {
+		return nil
+	}
+	// COMMIT cannot ride in the writes' batch: Postgres would commit even
+	// when a write's check of the rows it changed fails here.
+	if err := c.flush(ctx); err != nil {
+		return err
+	}
+	tag, err := c.conn.Exec(ctx, "COMMIT")
+	if err == nil && tag.String() == "ROLLBACK" {
+		err = pgx.ErrTxCommitRollback
+	}
+	if err != nil {
+		return fmt.Errorf("commit transaction: %w", mapErr(err, "commit"))
+	}
+	return nil
+}
+
+// rollback ends the transaction after a failure, when one was begun. It
+// runs even when ctx is what failed, but bounded, so a dead server cannot
+// hold the caller; when it fails the connection is closed, so the pool
+// discards it rather than hand out a connection inside a transaction.
+func (c *txConn) rollback(ctx context.Context) {
+	pc := c.conn.PgConn()
+	if !c.begun || pc.IsClosed() || pc.TxStatus() == 'I' {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+	defer cancel()
+	if _, err := c.conn.Exec(rctx, "ROLLBACK"); err != nil {
+		_ = c.conn.Close(rctx)
+	}
+}
+
+// batchRow is the row of the last statement of a batch. Scan reports the
+// failure of BEGIN or of a pending write sent ahead of it before its own,
+// and closes the batch.
+type batchRow struct {
+	br  pgx.BatchResults
+	err error
+}
+
+func (r batchRow) Scan(dest ...any) error {
+	err := r.err
+	if err == nil {
+		err = r.br.QueryRow().Scan(dest...)
+	}
+	if cerr := r.br.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// errRow is a row that was never read.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+// failedBatch is the results of a batch sent after BEGIN or a pending write
+// that failed: every read reports that failure, and Close reads what was
+// sent and reports it too.
+type failedBatch struct {
+	pgx.BatchResults // pgx.FailedBatchResults of the failure
+	sent             pgx.BatchResults
+}
+
+func (b failedBatch) Close() error {
+	_ = b.sent.Close()
+	return b.BatchResults.Close()
+}
