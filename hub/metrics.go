@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"os"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -68,6 +71,17 @@ func (m *metrics) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	counter("patientpass_ws_frames_refused_total", "Client frames answered with an error frame.", m.framesRefused.Load())
 	counter("patientpass_broker_publish_failures_total", "Broker publications that failed (repaired from the store).", m.publishFailures.Load())
 
+	// The process's memory, so a load test can read what idle connections
+	// cost from outside.
+	if rss, ok := residentMemory(); ok {
+		gauge("patientpass_process_resident_memory_bytes", "Resident memory of this process (VmRSS).", rss)
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	gauge("patientpass_go_heap_inuse_bytes", "Bytes in the Go heap's in-use spans (runtime HeapInuse).", int64(ms.HeapInuse))
+	gauge("patientpass_go_stack_inuse_bytes", "Bytes in goroutine stack spans (runtime StackInuse).", int64(ms.StackInuse))
+	gauge("patientpass_goroutines", "Goroutines in this process.", int64(runtime.NumGoroutine()))
+
 	const name = "patientpass_ws_delivery_latency_seconds"
 	fmt.Fprintf(&b, "# HELP %s From an event's commit to its frame being written to a socket.\n# TYPE %s histogram\n", name, name)
 	var cum int64
@@ -90,4 +104,29 @@ func formatFloat(f float64) string {
 		return "0"
 	}
 	return fmt.Sprintf("%g", f)
+}
+
+// residentMemory returns the process's resident set size, read from
+// /proc/self/status; false where that file is not there (not Linux).
+func residentMemory() (int64, bool) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, false
+	}
+	for line := range strings.Lines(string(b)) {
+		v, ok := strings.CutPrefix(line, "VmRSS:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) != 2 || f[1] != "kB" {
+			return 0, false
+		}
+		kb, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0, false
+		}
+		return kb * 1024, true
+	}
+	return 0, false
 }

@@ -1,11 +1,16 @@
 package hub
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +30,12 @@ const (
 	// typingInterval is the least time between two typing indicators from
 	// one connection for one room; more are dropped.
 	typingInterval = time.Second
+	// readBuffer and writeBuffer size a socket's buffers, which it keeps for
+	// as long as it is open. net/http's are 4 KiB each, ten times the frames
+	// this protocol usually carries (a few hundred bytes); a longer frame is
+	// read or written past the buffer, in one more system call.
+	readBuffer  = 512
+	writeBuffer = 1024
 )
 
 // outFrame is a frame waiting for a connection's writer. at is the commit
@@ -38,18 +49,19 @@ type outFrame struct {
 // errConnClosing is returned to a replay when its connection is closing.
 var errConnClosing = errors.New("connection closing")
 
-// conn is one WebSocket connection. Its reader is the HTTP handler's
-// goroutine, which executes the client's frames one at a time; its writer
-// goroutine alone writes to the socket, draining a bounded queue.
+// conn is one WebSocket connection. Its reader goroutine reads the
+// client's frames and executes them one at a time; its writer alone writes
+// to the socket, draining a bounded queue. The writer runs only while it
+// has work (frames, a ping, the close) and returns when it has none, so an
+// idle connection holds a single goroutine, blocked in a read.
 type conn struct {
 	h      *realtime
 	ws     *websocket.Conn
 	caller rooms.Caller
 	id     string
-	ctx    context.Context
-	cancel context.CancelFunc
 
-	// sessMu guards session, which the expiry timer and the reader share.
+	// sessMu guards session and expiry, which the expiry timer and the
+	// reader share.
 	sessMu  sync.Mutex
 	session rooms.Session
 	expiry  *time.Timer
@@ -58,13 +70,18 @@ type conn struct {
 	queue       []outFrame
 	closeCode   websocket.StatusCode // 0 while open; -1 to stop without a close frame
 	closeReason string
-	wakeW       chan struct{} // the writer has work
+	pinger      *time.Timer   // asks for a ping every PingInterval; set, reset and stopped under mu
+	pingDue     bool          // the writer owes the peer a ping
+	writing     bool          // a writer goroutine is running; never more than one
+	finished    bool          // the writer has closed the socket; none starts again
 	space       chan struct{} // the queue has room again
-	done        chan struct{} // the writer has returned
+	done        chan struct{} // closed once finished
 
-	// Owned by the reader goroutine.
-	subs     map[string]*subscription
-	typedAt  map[string]time.Time
+	// Owned by the reader: frames execute one at a time, each on a
+	// goroutine the reader waits for. A slice, not a map: most connections
+	// hold one or two subscriptions, and an idle one should cost little.
+	subs     []*subscription
+	typedAt  map[string]time.Time // made on first use
 	refusals int
 }
 
@@ -105,7 +122,7 @@ func (s *Server) acceptWS(w http.ResponseWriter, r *http.Request, caller rooms.C
 		writeError(w, unauthenticated)
 		return
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	ws, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{
 		// The Origin was checked above, against the public URL rather than
 		// the Host header a proxy may rewrite.
 		InsecureSkipVerify: true,
@@ -115,33 +132,74 @@ func (s *Server) acceptWS(w http.ResponseWriter, r *http.Request, caller rooms.C
 		return // Accept has answered
 	}
 	ws.SetReadLimit(wire.MaxFrame)
-	s.rt.serve(ws, caller, rec)
+	s.rt.start(ws, caller, rec)
 }
 
-// serve runs a connection until it ends.
-func (h *realtime) serve(ws *websocket.Conn, caller rooms.Caller, rec rooms.Session) {
-	ctx, cancel := context.WithCancel(context.Background())
-	c := &conn{
-		h: h, ws: ws, caller: caller, session: rec, id: rooms.NewID()[:8], ctx: ctx, cancel: cancel,
-		wakeW: make(chan struct{}, 1), space: make(chan struct{}, 1), done: make(chan struct{}),
-		subs: map[string]*subscription{}, typedAt: map[string]time.Time{},
+// smallBuffers hijacks the connection for websocket.Accept with buffers of
+// readBuffer and writeBuffer bytes in place of net/http's, which are freed
+// once the handler returns.
+type smallBuffers struct{ http.ResponseWriter }
+
+func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
 	}
-	defer cancel()
+	if err := brw.Writer.Flush(); err != nil {
+		_ = nc.Close()
+		return nil, nil, err
+	}
+	// Whatever the client sent after its handshake is already in
+	// net/http's reader. Accept expects it in the reader's buffer, so the
+	// new reader starts holding it.
+	early, _ := brw.Reader.Peek(brw.Reader.Buffered())
+	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(early)), nc), max(readBuffer, len(early)))
+	if _, err := br.Peek(len(early)); err != nil {
+		_ = nc.Close()
+		return nil, nil, err
+	}
+	return nc, bufio.NewReadWriter(br, bufio.NewWriterSize(nc, writeBuffer)), nil
+}
+
+// start registers a connection and starts its reader, then returns so that
+// the HTTP handler returns too: the handler's stack, grown by the session
+// checks, the request and net/http's state for it are then freed rather
+// than held for as long as the socket stays open.
+func (h *realtime) start(ws *websocket.Conn, caller rooms.Caller, rec rooms.Session) {
+	// The connection acts as the user but never needs their secrets.
+	caller.User.PasswordHash, caller.User.TOTPSecret, caller.User.TOTPPendingSecret = "", "", ""
+	c := &conn{
+		h: h, ws: ws, caller: caller, session: connSession(rec), id: rooms.NewID()[:8],
+		space: make(chan struct{}, 1), done: make(chan struct{}),
+	}
 	if !h.register(c) {
 		_ = ws.Close(wire.CloseGoingAway, "server shutting down")
 		return
 	}
-	defer h.unregister(c)
-	_ = h.svc.AuditCaller(ctx, caller, rooms.ActionExecute, "ws.connect", nil, rooms.OutcomeSuccess, "session="+rec.ID+" conn="+c.id)
-	go c.writeLoop()
+	_ = h.svc.AuditCaller(context.Background(), caller, rooms.ActionExecute, "ws.connect", nil, rooms.OutcomeSuccess, "session="+rec.ID+" conn="+c.id)
 	c.scheduleExpiry()
+	c.mu.Lock()
+	c.pinger = time.AfterFunc(h.cfg.PingInterval, c.pingTick)
+	c.mu.Unlock()
+	go c.run()
+}
 
+// run reads the client's frames until the connection ends, waits for the
+// writer to close the socket, and lets go of the connection.
+func (c *conn) run() {
+	defer c.h.unregister(c)
 	peer := websocket.CloseStatus(c.readLoop())
 
 	c.closeWith(-1, "")
-	c.cancel()
 	<-c.done
-	c.expiry.Stop()
+	c.sessMu.Lock()
+	if c.expiry != nil { // nil when the socket closed before it was armed
+		c.expiry.Stop() // for good: scheduleExpiry sees done closed
+	}
+	c.sessMu.Unlock()
+	c.mu.Lock()
+	c.pinger.Stop()
+	c.mu.Unlock()
 	for _, sub := range c.subs {
 		sub.t.remove(c)
 	}
@@ -151,19 +209,34 @@ func (h *realtime) serve(ws *websocket.Conn, caller rooms.Caller, rec rooms.Sess
 	if code < 0 {
 		code = peer // the client closed (or vanished: -1)
 	}
-	_ = h.svc.AuditCaller(context.Background(), caller, rooms.ActionExecute, "ws.disconnect", nil, rooms.OutcomeSuccess,
-		fmt.Sprintf("session=%s conn=%s code=%d", rec.ID, c.id, code))
+	c.sessMu.Lock()
+	sessionID := c.session.ID
+	c.sessMu.Unlock()
+	_ = c.h.svc.AuditCaller(context.Background(), c.caller, rooms.ActionExecute, "ws.disconnect", nil, rooms.OutcomeSuccess,
+		fmt.Sprintf("session=%s conn=%s code=%d", sessionID, c.id, code))
 }
 
 // readLoop executes the client's frames until the connection ends, and
 // returns why it ended.
+//
+// The read is not bound to a context: every way a connection ends (the
+// writer's close, a failed ping or write, abort) closes the socket, which
+// ends the read. Each frame executes on a goroutine of its own that the
+// loop waits for, so frames still run one at a time, in order, while the
+// deep stacks of store calls are freed with that goroutine instead of
+// staying with the idle reader for the life of the connection. A frame
+// runs to its end even if the socket closes meanwhile: a command is
+// committed or not, never cut short, and an answer nobody reads is
+// dropped.
 func (c *conn) readLoop() error {
 	for {
-		typ, data, err := c.ws.Read(c.ctx)
+		typ, data, err := c.ws.Read(context.Background())
 		if err != nil {
 			return err
 		}
-		c.frame(typ, data)
+		var wg sync.WaitGroup
+		wg.Go(func() { c.frame(context.Background(), typ, data) })
+		wg.Wait()
 		if c.refusals > maxRefusals {
 			c.closeWith(websocket.StatusPolicyViolation, "too many refused frames")
 			return nil
@@ -172,76 +245,74 @@ func (c *conn) readLoop() error {
 }
 
 // frame decodes and executes one frame, or refuses it.
-func (c *conn) frame(typ websocket.MessageType, data []byte) {
+func (c *conn) frame(ctx context.Context, typ websocket.MessageType, data []byte) {
 	if typ != websocket.MessageText {
-		c.refuse(wire.ServerFrame{Code: string(rooms.CodeInvalid), Message: "frames must be text (JSON)"}, "binary")
+		c.refuse(ctx, wire.ServerFrame{Code: string(rooms.CodeInvalid), Message: "frames must be text (JSON)"}, "binary")
 		return
 	}
 	f, err := wire.DecodeClientFrame(data)
 	if err != nil {
 		var fe *wire.FrameError
 		errors.As(err, &fe)
-		c.refuse(wire.ServerFrame{Ref: fe.Ref, Code: fe.Code, Message: fe.Message, Field: fe.Field}, "field="+fe.Field)
+		c.refuse(ctx, wire.ServerFrame{Ref: fe.Ref, Code: fe.Code, Message: fe.Message, Field: fe.Field}, "field="+fe.Field)
 		return
 	}
-	c.handle(f)
+	c.handle(ctx, f)
 }
 
 // handle executes one frame. Every frame that names a referral is
 // authorised by the service, which audits a refusal. Every frame needs a
 // live session; those the user makes (not the subscriptions a client
 // renews by itself after reconnecting) count as activity on it.
-func (c *conn) handle(f wire.ClientFrame) {
-	ctx := c.ctx
+func (c *conn) handle(ctx context.Context, f wire.ClientFrame) {
 	activity := f.Type != wire.TypeSubscribe && f.Type != wire.TypeUnsubscribe
-	if !c.touch(activity) {
+	if !c.touch(ctx, activity) {
 		return
 	}
 	switch f.Type {
 	case wire.TypeSubscribe:
-		c.subscribe(f)
+		c.subscribe(ctx, f)
 	case wire.TypeUnsubscribe:
-		sub, ok := c.subs[f.Topic]
-		if !ok {
-			c.refuse(wire.ServerFrame{Topic: f.Topic, Code: string(rooms.CodeInvalid), Field: "topic", Message: "you are not subscribed to " + f.Topic}, "unsubscribe")
+		sub := c.unsubscribe(f.Topic)
+		if sub == nil {
+			c.refuse(ctx, wire.ServerFrame{Topic: f.Topic, Code: string(rooms.CodeInvalid), Field: "topic", Message: "you are not subscribed to " + f.Topic}, "unsubscribe")
 			return
 		}
-		delete(c.subs, f.Topic)
 		sub.t.remove(c)
 	case wire.TypeMessage:
 		e, err := c.h.svc.PostMessage(ctx, c.caller, rooms.PostMessage{Ref: f.Ref, ReferralID: f.Referral, Body: f.Body})
-		c.answer(f, e, err)
+		c.answer(ctx, f, e, err)
 	case wire.TypePlanEdit:
 		e, err := c.h.svc.EditPlan(ctx, c.caller, rooms.EditPlan{
 			Ref: f.Ref, ReferralID: f.Referral, Section: f.Section, BaseRevision: *f.BaseRevision, Text: *f.Text,
 		})
-		c.answer(f, e, err)
+		c.answer(ctx, f, e, err)
 	case wire.TypeTransition:
 		e, err := c.h.svc.Transition(ctx, c.caller, rooms.Transition{
 			Ref: f.Ref, ReferralID: f.Referral, To: rooms.Status(f.To), Reason: f.Reason, Outcome: f.Outcome,
 		})
-		c.answer(f, e, err)
+		c.answer(ctx, f, e, err)
 	case wire.TypeTyping:
-		c.typing(f.Referral)
+		c.typing(ctx, f.Referral)
 	case wire.TypeRead:
 		if err := c.h.svc.MarkRead(ctx, c.caller, f.Referral, *f.Seq); err != nil {
-			c.refuseErr(f, err)
+			c.refuseErr(ctx, f, err)
 		}
 	}
 }
 
 // subscribe authorises a subscription, replays what the client missed and
 // makes it live. Only referral topics exist so far.
-func (c *conn) subscribe(f wire.ClientFrame) {
+func (c *conn) subscribe(ctx context.Context, f wire.ClientFrame) {
 	refuse := func(code rooms.Code, field, msg string) {
-		c.refuse(wire.ServerFrame{Topic: f.Topic, Code: string(code), Field: field, Message: msg}, "subscribe")
+		c.refuse(ctx, wire.ServerFrame{Topic: f.Topic, Code: string(code), Field: field, Message: msg}, "subscribe")
 	}
 	referralID, ok := strings.CutPrefix(f.Topic, "referral:")
 	if !ok || referralID == "" {
 		refuse(rooms.CodeInvalid, "topic", fmt.Sprintf("%q is not a topic; subscribe to referral:ID", printable(f.Topic, 100)))
 		return
 	}
-	if _, dup := c.subs[f.Topic]; dup {
+	if c.subscription(f.Topic) != nil {
 		refuse(rooms.CodeConflict, "topic", "you are already subscribed to "+f.Topic)
 		return
 	}
@@ -253,39 +324,60 @@ func (c *conn) subscribe(f wire.ClientFrame) {
 	if f.After != nil {
 		after = *f.After
 	}
-	if _, err := c.h.svc.Subscribe(c.ctx, c.caller, referralID, after); err != nil {
-		c.refuseErr(f, err)
+	if _, err := c.h.svc.Subscribe(ctx, c.caller, referralID, after); err != nil {
+		c.refuseErr(ctx, f, err)
 		return
 	}
 	t, sub := c.h.join(c, f.Topic, referralID, after)
-	c.subs[f.Topic] = sub
-	if err := t.catchUp(c.ctx, sub); err != nil {
-		delete(c.subs, f.Topic)
+	c.subs = append(c.subs, sub)
+	if err := t.catchUp(ctx, sub); err != nil {
+		c.unsubscribe(f.Topic)
 		t.remove(c)
-		if !errors.Is(err, errConnClosing) && c.ctx.Err() == nil {
+		if !errors.Is(err, errConnClosing) && !c.closing() {
 			c.h.log.Error().Err(err).Str("conn", c.id).Msg("replay for a subscription failed")
 			refuse(rooms.CodeInternal, "", "the room could not be loaded; try again")
 		}
 	}
 }
 
+// subscription returns c's subscription to topic, or nil.
+func (c *conn) subscription(topic string) *subscription {
+	for _, sub := range c.subs {
+		if sub.t.name == topic {
+			return sub
+		}
+	}
+	return nil
+}
+
+// unsubscribe forgets c's subscription to topic and returns it, or nil.
+func (c *conn) unsubscribe(topic string) *subscription {
+	i := slices.IndexFunc(c.subs, func(sub *subscription) bool { return sub.t.name == topic })
+	if i < 0 {
+		return nil
+	}
+	sub := c.subs[i]
+	c.subs = slices.Delete(c.subs, i, i+1)
+	return sub
+}
+
 // typing passes a typing indicator to the room, at most once a second per
 // room. The user must be able to see the referral: a subscription shows
 // they were authorised; otherwise the service is asked.
-func (c *conn) typing(referralID string) {
+func (c *conn) typing(ctx context.Context, referralID string) {
 	now := time.Now()
 	if now.Sub(c.typedAt[referralID]) < typingInterval {
 		return
 	}
 	name := wire.ReferralTopic(referralID)
-	if _, ok := c.subs[name]; !ok {
-		if _, err := c.h.svc.Authorize(c.ctx, c.caller, referralID, "referral.typing"); err != nil {
-			c.refuseErr(wire.ClientFrame{Type: wire.TypeTyping, Referral: referralID}, err)
+	if c.subscription(name) == nil {
+		if _, err := c.h.svc.Authorize(ctx, c.caller, referralID, "referral.typing"); err != nil {
+			c.refuseErr(ctx, wire.ClientFrame{Type: wire.TypeTyping, Referral: referralID}, err)
 			return
 		}
 	}
-	if len(c.typedAt) > maxSubscriptions {
-		clear(c.typedAt)
+	if c.typedAt == nil || len(c.typedAt) > maxSubscriptions {
+		c.typedAt = make(map[string]time.Time, 1)
 	}
 	c.typedAt[referralID] = now
 	who := wire.Person{ID: c.caller.User.ID, Name: c.caller.User.Name}
@@ -296,9 +388,9 @@ func (c *conn) typing(referralID string) {
 }
 
 // answer sends the ack of a committed command, or the error refusing it.
-func (c *conn) answer(f wire.ClientFrame, e rooms.Event, err error) {
+func (c *conn) answer(ctx context.Context, f wire.ClientFrame, e rooms.Event, err error) {
 	if err != nil {
-		c.refuseErr(f, err)
+		c.refuseErr(ctx, f, err)
 		return
 	}
 	c.enqueue(outFrame{data: mustFrame(wire.ServerFrame{Type: wire.TypeAck, Ref: f.Ref, Referral: e.ReferralID, Seq: e.Seq})})
@@ -306,7 +398,7 @@ func (c *conn) answer(f wire.ClientFrame, e rooms.Event, err error) {
 
 // refuseErr sends the error frame for a refused frame. Errors that are not
 // the service's refusals are logged and reported without detail.
-func (c *conn) refuseErr(f wire.ClientFrame, err error) {
+func (c *conn) refuseErr(ctx context.Context, f wire.ClientFrame, err error) {
 	ef := wire.ServerFrame{Ref: f.Ref, Code: string(rooms.CodeOf(err))}
 	if f.Type == wire.TypeSubscribe {
 		ef.Topic = f.Topic
@@ -321,24 +413,24 @@ func (c *conn) refuseErr(f wire.ClientFrame, err error) {
 			ef.Current, _ = json.Marshal(currentSection{Revision: de.Current.Revision, Text: de.Current.Text})
 		}
 	} else {
-		if c.ctx.Err() != nil {
-			return // the connection is closing; nobody is listening
+		if c.closing() {
+			return // nobody is listening
 		}
 		c.h.log.Error().Err(err).Str("conn", c.id).Str("frame", f.Type).Msg("frame failed")
 		ef.Code, ef.Message = string(rooms.CodeInternal), "something went wrong on our side; try again"
 	}
-	c.refuse(ef, "")
+	c.refuse(ctx, ef, "")
 }
 
 // refuse sends an error frame. A frame the decoder refused is audited here
 // (detail names the field, never the content); the service audits its own
 // refusals.
-func (c *conn) refuse(ef wire.ServerFrame, auditDetail string) {
+func (c *conn) refuse(ctx context.Context, ef wire.ServerFrame, auditDetail string) {
 	ef.Type = wire.TypeError
 	c.refusals++
 	c.h.m.framesRefused.Add(1)
 	if auditDetail != "" {
-		_ = c.h.svc.AuditCaller(c.ctx, c.caller, rooms.ActionExecute, "ws.frame", nil, rooms.OutcomeInvalid, auditDetail)
+		_ = c.h.svc.AuditCaller(ctx, c.caller, rooms.ActionExecute, "ws.frame", nil, rooms.OutcomeInvalid, auditDetail)
 	}
 	c.enqueue(outFrame{data: mustFrame(ef)})
 }
@@ -358,7 +450,7 @@ func (c *conn) enqueue(f outFrame) bool {
 		return false
 	}
 	c.queue = append(c.queue, f)
-	signal(c.wakeW)
+	c.wakeLocked()
 	return true
 }
 
@@ -374,7 +466,7 @@ func (c *conn) enqueueWait(ctx context.Context, f outFrame) error {
 		}
 		if len(c.queue) < c.h.cfg.SendQueue {
 			c.queue = append(c.queue, f)
-			signal(c.wakeW)
+			c.wakeLocked()
 			c.mu.Unlock()
 			return nil
 		}
@@ -409,7 +501,8 @@ func (c *conn) closeLocked(code websocket.StatusCode, reason string) {
 	if code == wire.CloseSessionEnded {
 		c.h.m.sessionCloses.Add(1)
 	}
-	signal(c.wakeW)
+	signal(c.space) // a replay waiting for room sees the close at once
+	c.wakeLocked()
 }
 
 // abort drops the connection without a close handshake (shutdown deadline).
@@ -417,16 +510,53 @@ func (c *conn) abort() {
 	_ = c.ws.CloseNow()
 }
 
+// wakeLocked starts a writer unless one is running or the socket is
+// closed. A writer that finds nothing to do returns under mu, so work
+// queued under mu is always seen by a writer.
+func (c *conn) wakeLocked() {
+	if c.writing || c.finished {
+		return
+	}
+	c.writing = true
+	go c.writeLoop()
+}
+
+// pingTick runs on the ping timer's goroutine: it asks for a ping, arms the
+// next, and becomes the writer itself when none is running.
+func (c *conn) pingTick() {
+	c.mu.Lock()
+	if c.closeCode != 0 || c.finished {
+		c.mu.Unlock()
+		return
+	}
+	c.pingDue = true
+	c.pinger.Reset(c.h.cfg.PingInterval)
+	if c.writing {
+		c.mu.Unlock()
+		return
+	}
+	c.writing = true
+	c.mu.Unlock()
+	c.writeLoop()
+}
+
 // writeLoop is the connection's only writer: frames, pings and the close.
+// It returns when it has nothing to do, and wakeLocked or pingTick starts
+// it again. The writer that closes the socket marks the connection
+// finished, so no writer runs after the close.
 func (c *conn) writeLoop() {
-	defer close(c.done)
-	ping := time.NewTicker(c.h.cfg.PingInterval)
-	defer ping.Stop()
 	var batch []outFrame
 	for {
 		c.mu.Lock()
 		batch, c.queue = c.queue, batch[:0]
-		code, reason := c.closeCode, c.closeReason
+		code, reason, ping := c.closeCode, c.closeReason, c.pingDue
+		c.pingDue = false
+		if len(batch) == 0 && code == 0 && !ping {
+			// Idle: keep no buffer and no goroutine.
+			c.queue, c.writing = nil, false
+			c.mu.Unlock()
+			return
+		}
 		c.mu.Unlock()
 		if len(batch) > 0 {
 			signal(c.space)
@@ -436,13 +566,13 @@ func (c *conn) writeLoop() {
 				break
 			}
 			if err := c.write(f); err != nil {
-				_ = c.ws.CloseNow()
+				c.finish(true)
 				return
 			}
 		}
 		clear(batch)
 		if cap(batch) > 64 {
-			// Let a burst's buffer go: idle connections must stay small.
+			// Let a burst's buffer go.
 			batch = nil
 		}
 		if code != 0 {
@@ -450,24 +580,38 @@ func (c *conn) writeLoop() {
 				continue
 			}
 			if code < 0 {
-				_ = c.ws.CloseNow()
+				c.finish(true)
 			} else {
 				_ = c.ws.Close(code, reason)
+				c.finish(false)
 			}
 			return
 		}
-		select {
-		case <-c.wakeW:
-		case <-ping.C:
+		if ping {
 			ctx, cancel := context.WithTimeout(context.Background(), c.h.cfg.PingInterval)
 			err := c.ws.Ping(ctx)
 			cancel()
 			if err != nil {
-				_ = c.ws.CloseNow()
+				c.finish(true) // the peer is gone, or too slow to answer
 				return
 			}
 		}
 	}
+}
+
+// finish ends the writer for good: the socket is closed (now, when
+// closeNow) and nothing more is queued or written.
+func (c *conn) finish(closeNow bool) {
+	if closeNow {
+		_ = c.ws.CloseNow()
+	}
+	c.mu.Lock()
+	if c.closeCode == 0 {
+		c.closeCode = -1
+	}
+	c.writing, c.finished, c.queue = false, true, nil
+	c.mu.Unlock()
+	close(c.done)
 }
 
 func (c *conn) write(f outFrame) error {
@@ -485,6 +629,13 @@ func (c *conn) write(f outFrame) error {
 		}
 	}
 	return nil
+}
+
+// closing reports whether the connection is closing or closed.
+func (c *conn) closing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeCode != 0
 }
 
 // stopping reports whether the connection is closing without a drain.
@@ -510,7 +661,7 @@ func (c *conn) sessionID() string {
 // it as an API request does, at most once per touchInterval. It reports
 // false, and closes the connection, when the session has ended or timed
 // out: the frame is then not executed.
-func (c *conn) touch(activity bool) bool {
+func (c *conn) touch(ctx context.Context, activity bool) bool {
 	now := c.h.clock.Now()
 	c.sessMu.Lock()
 	rec := c.session
@@ -528,7 +679,7 @@ func (c *conn) touch(activity bool) bool {
 	if !activity || now.Sub(rec.LastSeenAt) < touchInterval {
 		return true
 	}
-	alive, err := c.h.sessions.touch(c.ctx, rec, now)
+	alive, err := c.h.sessions.touch(ctx, rec, now)
 	if err != nil {
 		return true // the session was live a moment ago; try again on the next frame
 	}
@@ -557,6 +708,11 @@ func (c *conn) scheduleExpiry() {
 	wait := max(deadline.Sub(c.h.clock.Now()), time.Second)
 	c.sessMu.Lock()
 	defer c.sessMu.Unlock()
+	select {
+	case <-c.done:
+		return // the connection is over; run has stopped the timer
+	default:
+	}
 	if c.expiry == nil {
 		c.expiry = time.AfterFunc(wait, func() { c.checkSession() })
 	} else {
@@ -568,13 +724,13 @@ func (c *conn) scheduleExpiry() {
 // connection with 4001 if it has ended or timed out; otherwise it rearms the
 // expiry timer. It reports whether the session is alive.
 func (c *conn) checkSession() bool {
-	if c.ctx.Err() != nil {
+	if c.closing() {
 		return false
 	}
 	c.sessMu.Lock()
 	hash := c.session.TokenHash
 	c.sessMu.Unlock()
-	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	rec, err := c.h.store.SessionByTokenHash(ctx, hash)
 	switch {
@@ -583,11 +739,17 @@ func (c *conn) checkSession() bool {
 		return false
 	case err == nil:
 		c.sessMu.Lock()
-		c.session = rec
+		c.session = connSession(rec)
 		c.sessMu.Unlock()
 	}
 	c.scheduleExpiry()
 	return true
+}
+
+// connSession is what a connection keeps of its session: what identifies
+// it and what decides when it times out.
+func connSession(rec rooms.Session) rooms.Session {
+	return rooms.Session{ID: rec.ID, TokenHash: rec.TokenHash, UserID: rec.UserID, CreatedAt: rec.CreatedAt, LastSeenAt: rec.LastSeenAt}
 }
 
 // signal wakes whoever waits on ch, without blocking.

@@ -1,11 +1,16 @@
 package hub_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -479,6 +484,175 @@ func TestWSClosesAConnectionThatKeepsSendingRefusedFrames(t *testing.T) {
 			if websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
 				t.Fatalf("ended with %v; want close 1008", err)
 			}
+			return
+		}
+	}
+}
+
+func TestWSPingClosesAPeerThatDoesNotAnswer(t *testing.T) {
+	e := newEnvWith(t, openEmbedded(t), func(c *hub.Config) {
+		c.Realtime.PingInterval = 100 * time.Millisecond
+	})
+	u := e.user("RJR", rooms.UserActive, rooms.RoleClinician)
+	c := e.login(u.Email)
+	id := c.newReferral()
+	// The Go client reads all the time, so it answers every ping.
+	wc, _ := c.ws(e.base, "")
+	// A raw socket nobody reads never answers one.
+	mute, _, err := c.rawDial(e.base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mute.CloseNow()
+	if n := e.metric("patientpass_ws_connections"); n != 2 {
+		t.Fatalf("%v connections; want 2", n)
+	}
+	deadline := time.Now().Add(waitFor)
+	for e.metric("patientpass_ws_connections") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the peer that answers no ping is still connected")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Several pings later the answering client is still there.
+	time.Sleep(5 * 100 * time.Millisecond)
+	select {
+	case <-wc.Done():
+		t.Fatalf("the client that answers pings was closed: %v", wc.Err())
+	default:
+	}
+	post(t, wc, id, "still here")
+}
+
+func TestWSIdleConnectionHoldsOnlyItsReader(t *testing.T) {
+	e := newEnv(t, openEmbedded(t))
+	rm := e.room()
+	const n = 20
+	var clients []*wsclient.Client
+	var recs []*recorder
+	for i := range n {
+		c := rm.rc
+		if i%2 == 1 {
+			c = rm.sc
+		}
+		wc, rec := c.ws(e.base, "")
+		subscribe(t, wc, rm.id, 0)
+		clients, recs = append(clients, wc), append(recs, rec)
+	}
+	// Once everything is written (replays, presence), each connection is
+	// one goroutine blocked in a read: the writer has returned.
+	deadline := time.Now().Add(waitFor)
+	for {
+		readers, writers, others := connGoroutines()
+		if readers == n && writers == 0 && others == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d idle connections hold %d readers, %d writers and %d other goroutines; want %d readers only", n, readers, writers, others, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// A writer starts again for the next frame.
+	ack := post(t, clients[0], rm.id, "after a quiet spell")
+	for _, rec := range recs {
+		rec.waitSeq(t, wire.ReferralTopic(rm.id), ack.Seq)
+	}
+}
+
+// connGoroutines counts the goroutines of this process running a
+// connection's reader, its writer, or anything else of a connection.
+func connGoroutines() (readers, writers, others int) {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	for g := range strings.SplitSeq(string(buf), "\n\n") {
+		switch {
+		case strings.Contains(g, "patientpass/hub.(*conn).writeLoop("):
+			writers++
+		case strings.Contains(g, "patientpass/hub.(*conn).run("):
+			readers++
+		case strings.Contains(g, "patientpass/hub.(*conn)."):
+			others++
+		}
+	}
+	return readers, writers, others
+}
+
+func TestMetricsReportServerMemory(t *testing.T) {
+	e := newEnv(t, openEmbedded(t))
+	for _, name := range []string{"patientpass_go_heap_inuse_bytes", "patientpass_go_stack_inuse_bytes", "patientpass_goroutines"} {
+		if v := e.metric(name); v <= 0 {
+			t.Errorf("%s = %v; want a positive value", name, v)
+		}
+	}
+	if _, err := os.Stat("/proc/self/status"); err == nil {
+		if v := e.metric("patientpass_process_resident_memory_bytes"); v < 1<<20 {
+			t.Errorf("patientpass_process_resident_memory_bytes = %v; want the process's resident memory", v)
+		}
+	}
+}
+
+func TestWSFrameSentWithTheHandshakeIsRead(t *testing.T) {
+	e := newEnv(t, openEmbedded(t))
+	u := e.user("RJR", rooms.UserActive, rooms.RoleClinician)
+	c := e.login(u.Email)
+	id := c.newReferral()
+	addr := strings.TrimPrefix(e.base, "http://")
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(waitFor))
+
+	// The upgrade request and a subscribe frame in one write: the frame
+	// reaches the server with the request, before the 101.
+	var req strings.Builder
+	fmt.Fprintf(&req, "GET /ws HTTP/1.1\r\nHost: %s\r\nOrigin: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n", addr, e.base)
+	req.WriteString("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n")
+	for _, ck := range c.cookies() {
+		fmt.Fprintf(&req, "Cookie: %s=%s\r\n", ck.Name, ck.Value)
+	}
+	req.WriteString("\r\n")
+	payload := []byte(`{"type":"subscribe","topic":"referral:` + id + `","after":0}`)
+	mask := [4]byte{1, 2, 3, 4}
+	frame := append([]byte{0x81, 0x80 | byte(len(payload))}, mask[:]...)
+	for i, b := range payload {
+		frame = append(frame, b^mask[i%4])
+	}
+	if _, err := nc.Write(append([]byte(req.String()), frame...)); err != nil {
+		t.Fatal(err)
+	}
+
+	br := bufio.NewReader(nc)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %v, %v; want 101", res, err)
+	}
+	for {
+		var head [2]byte
+		if _, err := io.ReadFull(br, head[:]); err != nil {
+			t.Fatalf("no subscribed frame for the frame sent with the handshake: %v", err)
+		}
+		n := int(head[1] & 0x7f)
+		if n == 126 {
+			var ext [2]byte
+			if _, err := io.ReadFull(br, ext[:]); err != nil {
+				t.Fatal(err)
+			}
+			n = int(ext[0])<<8 | int(ext[1])
+		}
+		data := make([]byte, n)
+		if _, err := io.ReadFull(br, data); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(data), `"type":"subscribed"`) {
 			return
 		}
 	}
