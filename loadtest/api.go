@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -104,7 +105,7 @@ func (b *browser) login(ctx context.Context, email, password, secret string) err
 		}
 		err := b.do(ctx, "POST", "/api/session", body, nil)
 		var ae *apiError
-		if err == nil || secret == "" || attempt > 0 || !asAPIError(err, &ae) || ae.Status != http.StatusUnauthorized {
+		if err == nil || secret == "" || attempt > 0 || !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized {
 			return err
 		}
 		wait := time.Until(time.Unix((totp.Step(time.Now())+1)*30, 0)) + time.Second
@@ -114,14 +115,6 @@ func (b *browser) login(ctx context.Context, email, password, secret string) err
 		case <-time.After(wait):
 		}
 	}
-}
-
-func asAPIError(err error, target **apiError) bool {
-	e, ok := err.(*apiError)
-	if ok {
-		*target = e
-	}
-	return ok
 }
 
 // cookies are the session cookies the browser holds for its node.
@@ -206,7 +199,7 @@ func newUser(ctx context.Context, admin *browser, cfg config, org, runID string,
 			"organisation": org, "role": "specialist",
 		}, &reg)
 		var ae *apiError
-		if err != nil && attempt < 3 && asAPIError(err, &ae) && ae.Status == http.StatusConflict {
+		if err != nil && attempt < 3 && errors.As(err, &ae) && ae.Status == http.StatusConflict {
 			continue // the random registration number is taken; draw another
 		}
 		if err != nil {

@@ -9,25 +9,32 @@ import (
 // fanout is SPEC §7's shape: every client subscribed, posts at the target
 // rate, every delivery checked.
 func fanout(ctx context.Context, r *run) error {
-	if err := r.prepare(ctx); err != nil {
+	if err := r.start(ctx); err != nil {
 		return err
 	}
-	r.res.ServerRSSBefore = r.serverRSS(ctx)
-	r.connectAll(ctx)
 	defer r.closeAll()
 	r.postFor(ctx, r.cfg.Duration)
 	r.res.ServerRSSAfter = r.serverRSS(ctx)
 	return r.finish(ctx)
 }
 
-// soak is fanout with the nodes' memory sampled throughout: it should be
-// flat once the connections are open.
-func soak(ctx context.Context, r *run) error {
+// start prepares the run, reads the nodes' memory and connects every
+// client; the caller closes them.
+func (r *run) start(ctx context.Context) error {
 	if err := r.prepare(ctx); err != nil {
 		return err
 	}
 	r.res.ServerRSSBefore = r.serverRSS(ctx)
 	r.connectAll(ctx)
+	return nil
+}
+
+// soak is fanout with the nodes' memory sampled throughout: it should be
+// flat once the connections are open.
+func soak(ctx context.Context, r *run) error {
+	if err := r.start(ctx); err != nil {
+		return err
+	}
 	defer r.closeAll()
 	sampled := r.sampleMemory(ctx, max(time.Second, r.cfg.Duration/20))
 	r.postFor(ctx, r.cfg.Duration)
@@ -104,10 +111,9 @@ func idle(ctx context.Context, r *run) error {
 // while posts go on, and measures how long each client takes to be
 // resubscribed and caught up; then every delivery is checked as in fanout.
 func reconnectStorm(ctx context.Context, r *run) error {
-	if err := r.prepare(ctx); err != nil {
+	if err := r.start(ctx); err != nil {
 		return err
 	}
-	r.connectAll(ctx)
 	defer r.closeAll()
 	posting := make(chan struct{})
 	go func() {
@@ -146,10 +152,9 @@ func chaos(ctx context.Context, r *run) error {
 	if r.cluster == nil {
 		return fmt.Errorf("chaos needs nodes loadtest starts itself (-nodes)")
 	}
-	if err := r.prepare(ctx); err != nil {
+	if err := r.start(ctx); err != nil {
 		return err
 	}
-	r.connectAll(ctx)
 	defer r.closeAll()
 	d := r.cfg.Duration
 	faults := []struct {

@@ -141,8 +141,10 @@ func (r *run) check(truth []roomTruth) {
 	res.PostErrors = r.postErrors.Load()
 	res.Retries = r.retries.Load()
 	res.Behind = r.behind.Load()
-	if msg, ok := r.lastPostError.Load().(string); ok && res.PostErrors > 0 {
-		res.Failures = append(res.Failures, fmt.Sprintf("%d posts failed (last: %s)", res.PostErrors, msg))
+	last, _ := r.lastPostError.Load().(string)
+	if n := res.PostErrors - res.Unacked; n > 0 {
+		// Posts that never went out: their room had no connected member.
+		res.Failures = append(res.Failures, fmt.Sprintf("%d posts could not be sent (last: %s)", n, last))
 	}
 	for _, c := range []struct {
 		n    int64
@@ -154,7 +156,7 @@ func (r *run) check(truth []roomTruth) {
 		{res.Diverged, "deliveries differing from the stored event at their seq"},
 		{res.Phantom, "deliveries of seqs the store does not hold"},
 		{res.AckedNotStored, "acknowledged posts not in the store at their acknowledged seq"},
-		{res.Unacked, "posts never acknowledged"},
+		{res.Unacked, "posts never acknowledged (last error: " + last + ")"},
 	} {
 		if c.n > 0 {
 			res.Failures = append(res.Failures, fmt.Sprintf("%d %s", c.n, c.what))
