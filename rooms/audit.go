@@ -1,6 +1,7 @@
 package rooms
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -106,13 +107,51 @@ func (e AuditEntry) ComputeHash() string {
 	return hex.EncodeToString(sum[:])
 }
 
-// chainAfter links e after head: it sets Chain, Seq, PrevHash and Hash.
-func (e *AuditEntry) chainAfter(head AuditHead) {
+// Link sets e's position after head and its hash: Chain, Seq, PrevHash,
+// Hash, and At at the precision stores keep. A store appending e does this
+// with the head it holds.
+func (e *AuditEntry) Link(head AuditHead) {
 	e.Chain = head.Chain
 	e.Seq = head.Seq + 1
 	e.PrevHash = head.Hash
 	e.At = e.At.UTC().Truncate(time.Microsecond)
 	e.Hash = e.ComputeHash()
+}
+
+// HashTemplate returns what ComputeHash hashes for e around the two values
+// only the chain's head decides: the bytes hashed for e at position seq
+// after the entry whose hash is prev are
+//
+//	before + decimal(seq) + middle + prev + after
+//
+// so a store can link e, and hash it, in the same statement that reads and
+// moves the head. e.Chain must be set.
+func (e AuditEntry) HashTemplate() (before, middle, after []byte) {
+	c := e
+	c.ID, c.Seq, c.PrevHash, c.Hash = 0, 0, "", ""
+	c.At = c.At.UTC().Truncate(time.Microsecond)
+	b, err := json.Marshal(c)
+	if err != nil {
+		panic("marshal audit entry: " + err.Error())
+	}
+	// ID, Chain and Seq are the first fields, PrevHash and Hash the last,
+	// and none of them is a string that could hold their names.
+	head := fmt.Appendf(nil, `{"id":0,"chain":%d,"seq":`, c.Chain)
+	const zeroSeq, tail = `0,`, `","hash":""}`
+	const prevField = `,"prev_hash":"`
+	rest, ok := bytes.CutPrefix(b, head)
+	if ok {
+		rest, ok = bytes.CutPrefix(rest, []byte(zeroSeq))
+	}
+	if ok {
+		rest, ok = bytes.CutSuffix(rest, []byte(prevField+tail))
+	}
+	if !ok {
+		panic("audit entry encodes in an unexpected shape: " + string(b))
+	}
+	middle = append([]byte(","), rest...)
+	middle = append(middle, prevField...)
+	return head, middle, []byte(tail)
 }
 
 // AuditBreak describes the first broken link found by VerifyAudit.

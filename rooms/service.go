@@ -237,21 +237,17 @@ func (s *Service) entry(c Caller, action AuditAction, event string, r *Referral,
 	return e
 }
 
-// appendAudit links e to its chain and appends it inside tx.
+// appendAudit appends e, in the chain of its referral (or actor), inside tx.
 func (s *Service) appendAudit(ctx context.Context, tx Tx, e AuditEntry) error {
 	key := e.ReferralID
 	if key == "" {
 		key = e.ActorID
 	}
-	head, err := tx.LockAuditChain(ctx, AuditChainFor(key))
-	if err != nil {
-		return fmt.Errorf("lock audit chain: %w", err)
-	}
+	e.Chain = AuditChainFor(key)
 	if e.At.IsZero() {
 		e.At = s.clock.Now()
 	}
 	e.Node = s.node
-	e.chainAfter(head)
 	if err := tx.AppendAudit(ctx, e); err != nil {
 		return fmt.Errorf("append audit entry %s: %w", e.Event, err)
 	}

@@ -110,11 +110,12 @@ type Tx interface {
 	// CompleteCommand stores the result of a claimed command.
 	CompleteCommand(ctx context.Context, actorID, ref string, result json.RawMessage) error
 
-	// LockAuditChain reads the head of one audit chain and holds it until the
-	// transaction ends.
-	LockAuditChain(ctx context.Context, chain int) (AuditHead, error)
-	// AppendAudit stores an entry already linked to its chain's head and
-	// moves the head to it.
+	// AppendAudit links e after the head of chain e.Chain, as
+	// AuditEntry.Link does, stores it and moves the head to it. The chain
+	// is held until the transaction ends, so its entries are linked one at
+	// a time and none is skipped. The store may send the entry with the
+	// transaction's next statement or its commit, and report its failure
+	// there.
 	AppendAudit(ctx context.Context, e AuditEntry) error
 }
 

@@ -23,6 +23,11 @@ import (
 type tx struct {
 	reader // on q
 	q      *txConn
+	// locked are the referrals this transaction holds locked, and claimed
+	// the commands (actor and ref) it has claimed: rows that cannot vanish
+	// before it ends, so a write to one needs no check that it found it.
+	locked  map[string]bool
+	claimed map[[2]string]bool
 }
 
 func newTx(c *txConn) *tx { return &tx{reader: reader{q: c}, q: c} }
@@ -136,7 +141,14 @@ func queueParticipant(b *pgx.Batch, referralID string, p rooms.Participant) {
 // its row lock until the transaction ends: the lock serialises the commands
 // on one referral, which is what keeps its event seqs gapless.
 func (t *tx) LockReferral(ctx context.Context, id string) (rooms.Referral, error) {
-	return t.referral(ctx, id, `SELECT `+referralColumns+` FROM referrals r WHERE r.id = $1 FOR UPDATE`)
+	r, err := t.referral(ctx, id, `SELECT `+referralColumns+` FROM referrals r WHERE r.id = $1 FOR UPDATE`)
+	if err == nil {
+		if t.locked == nil {
+			t.locked = map[string]bool{}
+		}
+		t.locked[id] = true
+	}
+	return r, err
 }
 
 // UpdateReferral stores the referral's mutable state. It is sent with the
@@ -157,7 +169,7 @@ func (t *tx) UpdateReferral(_ context.Context, r rooms.Referral) error {
 		[]any{r.ID, string(r.Status), string(r.Priority), form,
 			r.ContactPhone, r.ConsultantDiscussed, r.AssigneeID, outcome,
 			microPtr(r.SubmittedAt), microPtr(r.TriageDueAt), micro(r.UpdatedAt), r.HeadSeq},
-		func(tag pgconn.CommandTag, err error) error {
+		!t.locked[r.ID], func(tag pgconn.CommandTag, err error) error {
 			if err != nil {
 				return mapErr(err, "update referral "+r.ID)
 			}
@@ -176,7 +188,7 @@ func (t *tx) AppendEvent(_ context.Context, e rooms.Event) error {
 	body := bytes.Clone(e.Body)
 	t.q.queueWrite(`INSERT INTO events (`+eventColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`,
 		[]any{e.ReferralID, e.Seq, string(e.Kind), e.Author, micro(e.At), body},
-		func(_ pgconn.CommandTag, err error) error {
+		false, func(_ pgconn.CommandTag, err error) error {
 			if err != nil {
 				return mapErr(err, fmt.Sprintf("append event %d to referral %s", e.Seq, e.ReferralID))
 			}
@@ -237,6 +249,10 @@ func (t *tx) ClaimCommand(ctx context.Context, c rooms.CommandRecord) (rooms.Com
 		return rooms.CommandRecord{}, false, mapErr(err, fmt.Sprintf("claim command %s of user %s", c.Ref, c.ActorID))
 	}
 	if tag.RowsAffected() == 1 {
+		if t.claimed == nil {
+			t.claimed = map[[2]string]bool{}
+		}
+		t.claimed[[2]string{c.ActorID, c.Ref}] = true
 		return rooms.CommandRecord{}, true, nil
 	}
 	prior, err := t.Command(ctx, c.ActorID, c.Ref)
@@ -253,7 +269,7 @@ func (t *tx) CompleteCommand(_ context.Context, actorID, ref string, result json
 	res := bytes.Clone(result)
 	t.q.queueWrite(`UPDATE commands SET result = $3 WHERE actor_id = $1 AND ref = $2`,
 		[]any{actorID, ref, res},
-		func(tag pgconn.CommandTag, err error) error {
+		!t.claimed[[2]string{actorID, ref}], func(tag pgconn.CommandTag, err error) error {
 			if err != nil {
 				return mapErr(err, fmt.Sprintf("complete command %s of user %s", ref, actorID))
 			}
@@ -265,45 +281,41 @@ func (t *tx) CompleteCommand(_ context.Context, actorID, ref string, result json
 	return nil
 }
 
-// LockAuditChain reads the head of one audit chain and holds its row lock
-// until the transaction ends, so entries of one chain are linked one at a
-// time.
-func (t *tx) LockAuditChain(ctx context.Context, chain int) (rooms.AuditHead, error) {
-	h := rooms.AuditHead{Chain: chain}
-	err := t.q.QueryRow(ctx, `SELECT seq, hash FROM audit_chain_heads WHERE chain = $1 FOR UPDATE`, chain).Scan(&h.Seq, &h.Hash)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return h, fmt.Errorf("lock audit chain %d: %w", chain, rooms.ErrNotFound)
-	}
-	if err != nil {
-		return h, fmt.Errorf("lock audit chain %d: %w", chain, err)
-	}
-	return h, nil
-}
+// appendAuditSQL moves the head of chain $4 and stores the entry linked to
+// it, hashing it as rooms.AuditEntry.ComputeHash does from the parts of
+// rooms.AuditEntry.HashTemplate ($1, $2, $3). The update waits for a
+// concurrent one of the same chain and then works on the head it left. A
+// chain without a head makes seq NULL, which the table refuses.
+const appendAuditSQL = `WITH head AS (
+		UPDATE audit_chain_heads SET prev_hash = hash, seq = seq + 1,
+			hash = encode(sha256($1::bytea || convert_to((seq + 1)::text, 'UTF8') || $2::bytea
+				|| convert_to(hash, 'UTF8') || $3::bytea), 'hex')
+		WHERE chain = $4
+		RETURNING seq, prev_hash, hash
+	)
+	INSERT INTO audit_entries (chain, seq, at, actor_id, actor_registration, actor_role, action, event,
+		referral_id, patient_nhs_number, outcome, detail, node, client_addr, prev_hash, hash)
+	VALUES ($4, (SELECT seq FROM head), $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+		(SELECT prev_hash FROM head), (SELECT hash FROM head))`
 
-// AppendAudit stores an entry and moves its chain's head to it, in one
-// statement. The head only moves from the entry's predecessor, so an entry
-// not linked to the current head is refused rather than forking the chain.
-func (t *tx) AppendAudit(ctx context.Context, e rooms.AuditEntry) error {
-	var moved bool
-	err := t.q.QueryRow(ctx, `WITH entry AS (
-			INSERT INTO audit_entries (chain, seq, at, actor_id, actor_registration, actor_role, action, event,
-				referral_id, patient_nhs_number, outcome, detail, node, client_addr, prev_hash, hash)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-			RETURNING chain, seq, prev_hash, hash
-		), head AS (
-			UPDATE audit_chain_heads h SET seq = entry.seq, hash = entry.hash
-			FROM entry
-			WHERE h.chain = entry.chain AND h.seq = entry.seq - 1 AND h.hash = entry.prev_hash
-			RETURNING h.chain
-		)
-		SELECT EXISTS (SELECT 1 FROM head)`,
-		e.Chain, e.Seq, micro(e.At), e.ActorID, e.ActorRegistration, string(e.ActorRole), string(e.Action), e.Event,
-		e.ReferralID, e.PatientNHSNumber, e.Outcome, e.Detail, e.Node, e.ClientAddr, e.PrevHash, e.Hash).Scan(&moved)
-	if err != nil {
-		return mapErr(err, fmt.Sprintf("append audit entry to chain %d", e.Chain))
-	}
-	if !moved {
-		return fmt.Errorf("append audit entry to chain %d at position %d: it does not follow the chain's head", e.Chain, e.Seq)
-	}
+// AppendAudit links e after the head of its chain, stores it and moves the
+// head to it, in one statement sent with the transaction's next statement or
+// its commit. The head's row stays locked until the transaction ends, which
+// is why it is the last thing a command transaction does.
+func (t *tx) AppendAudit(_ context.Context, e rooms.AuditEntry) error {
+	before, middle, after := e.HashTemplate()
+	t.q.queueWrite(appendAuditSQL,
+		[]any{before, middle, after, e.Chain, micro(e.At), e.ActorID, e.ActorRegistration, string(e.ActorRole),
+			string(e.Action), e.Event, e.ReferralID, e.PatientNHSNumber, e.Outcome, e.Detail, e.Node, e.ClientAddr},
+		false, func(_ pgconn.CommandTag, err error) error {
+			var pe *pgconn.PgError
+			if errors.As(err, &pe) && pe.Code == "23502" /* not_null_violation */ && pe.ColumnName == "seq" {
+				return fmt.Errorf("append audit entry to chain %d: the chain has no head: %w", e.Chain, rooms.ErrNotFound)
+			}
+			if err != nil {
+				return mapErr(err, fmt.Sprintf("append audit entry to chain %d", e.Chain))
+			}
+			return nil
+		})
 	return nil
 }

@@ -123,7 +123,7 @@ func TestDeferredWriteFailureFailsTheTransaction(t *testing.T) {
 		do   func(ctx context.Context, tx rooms.Tx, rm room) error
 	}{
 		{"row", func(ctx context.Context, tx rooms.Tx, rm room) error {
-			_, err := tx.LockAuditChain(ctx, 0)
+			_, err := tx.ReadMarker(ctx, "r-2", rm.user.ID)
 			return err
 		}},
 		{"batch", func(ctx context.Context, tx rooms.Tx, rm room) error {

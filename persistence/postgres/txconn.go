@@ -17,7 +17,10 @@ import (
 //     statement, in the same batch;
 //   - writes whose only answer is an error (queueWrite) are held back and
 //     sent, in the order they were made, ahead of the next statement, in the
-//     same batch as it; before COMMIT they are sent on their own.
+//     same batch as it, or ahead of COMMIT. COMMIT rides in their batch
+//     unless one of them checks the rows it changed: Postgres aborts the
+//     transaction after an error of its own, so COMMIT then does nothing,
+//     but it would commit a write that ran and changed no row.
 //
 // Every statement of the transaction, tx's own and those of the reader
 // embedded in it, goes through txConn's querier methods, and each of them
@@ -31,6 +34,9 @@ type txConn struct {
 	begun bool
 	// pending are the writes not yet sent, in the order they were made.
 	pending []*pgx.QueuedQuery
+	// pendingChecked is set when a pending write checks the rows it
+	// changed, so COMMIT must wait for its answer.
+	pendingChecked bool
 	// err is the failure of BEGIN or of a pending write. It fails the
 	// transaction: every later statement, and the commit, report it.
 	err error
@@ -45,8 +51,9 @@ const beginSQL = "BEGIN ISOLATION LEVEL READ COMMITTED"
 // queueWrite defers the statement sql to the next round trip. done is
 // called with its command tag and error once it has been sent, and returns
 // the error the write reports, the error the method that queued it would
-// have returned had it been sent at once.
-func (c *txConn) queueWrite(sql string, args []any, done func(pgconn.CommandTag, error) error) {
+// have returned had it been sent at once. checksRows says that done can
+// fail a statement that succeeded, because of the rows it changed.
+func (c *txConn) queueWrite(sql string, args []any, checksRows bool, done func(pgconn.CommandTag, error) error) {
 	q := &pgx.QueuedQuery{SQL: sql, Arguments: args}
 	q.Fn = func(br pgx.BatchResults) error {
 		tag, err := br.Exec()
@@ -56,6 +63,7 @@ func (c *txConn) queueWrite(sql string, args []any, done func(pgconn.CommandTag,
 		return done(tag, err)
 	}
 	c.pending = append(c.pending, q)
+	c.pendingChecked = c.pendingChecked || checksRows
 }
 
 // notSent reports whether err is the failure of a whole batch that could
@@ -105,7 +113,7 @@ func (c *txConn) send(ctx context.Context, b *pgx.Batch) (pgx.BatchResults, erro
 	qs = append(qs, c.pending...)
 	ahead := len(qs)
 	qs = append(qs, stmts...)
-	c.begun, c.pending = true, nil
+	c.begun, c.pending, c.pendingChecked = true, nil, false
 	br := c.conn.SendBatch(ctx, &pgx.Batch{QueuedQueries: qs})
 	for _, q := range qs[:ahead] {
 		if err := q.Fn(br); err != nil {
@@ -206,19 +214,35 @@ func (c *txConn) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, 
 	return c.conn.Query(ctx, sql, args...)
 }
 
-// commit sends the pending writes, then, once they are known to have
-// succeeded, COMMIT. A transaction that never sent a statement has nothing
-// to commit.
+// commit sends the pending writes and COMMIT: in one round trip, unless a
+// pending write checks the rows it changed; then COMMIT goes once the writes
+// are known to have succeeded. A transaction that never sent a statement
+// has nothing to commit.
 func (c *txConn) commit(ctx context.Context) error {
 	if !c.begun && len(c.pending) == 0 {
 		return nil
 	}
-	// COMMIT cannot ride in the writes' batch: Postgres would commit even
-	// when a write's check of the rows it changed fails here.
-	if err := c.flush(ctx); err != nil {
+	if c.pendingChecked {
+		if err := c.flush(ctx); err != nil {
+			return err
+		}
+	}
+	if err := c.usable(); err != nil {
 		return err
 	}
-	tag, err := c.conn.Exec(ctx, "COMMIT")
+	b := &pgx.Batch{}
+	b.Queue("COMMIT")
+	br, err := c.send(ctx, b)
+	if err != nil {
+		// A write failed, and COMMIT did not run; the error is the
+		// write's, as flush would report it.
+		_ = br.Close()
+		return err
+	}
+	tag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
 	if err == nil && tag.String() == "ROLLBACK" {
 		err = pgx.ErrTxCommitRollback
 	}

@@ -29,22 +29,18 @@ func scanAudit(row interface{ Scan(...any) error }) (rooms.AuditEntry, error) {
 	return e, nil
 }
 
-// LockAuditChain reads the head of one audit chain. The transaction holds the
-// write lock, so the head cannot move under it.
-func (t *Tx) LockAuditChain(ctx context.Context, chain int) (rooms.AuditHead, error) {
-	h := rooms.AuditHead{Chain: chain}
-	err := t.tx.QueryRowContext(ctx, "SELECT seq, hash FROM audit_chain_heads WHERE chain = ?", chain).Scan(&h.Seq, &h.Hash)
-	if err != nil {
-		return rooms.AuditHead{}, notFound(err, "lock audit chain %d", chain)
-	}
-	return h, nil
-}
-
-// AppendAudit stores an entry already linked to its chain's head and moves
-// the head to it. The database refuses the move unless the entry is the next
-// one in its chain.
+// AppendAudit links e after the head of its chain, stores it and moves the
+// head to it. The transaction holds the write lock, so the head cannot move
+// under it; the database refuses the move unless the entry is the next one
+// in its chain.
 func (t *Tx) AppendAudit(ctx context.Context, e rooms.AuditEntry) error {
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO audit_entries (chain, seq, at, actor_id, actor_registration, actor_role,
+	head := rooms.AuditHead{Chain: e.Chain}
+	err := t.tx.QueryRowContext(ctx, "SELECT seq, hash FROM audit_chain_heads WHERE chain = ?", e.Chain).Scan(&head.Seq, &head.Hash)
+	if err != nil {
+		return notFound(err, "append audit entry to chain %d: read its head", e.Chain)
+	}
+	e.Link(head)
+	_, err = t.tx.ExecContext(ctx, `INSERT INTO audit_entries (chain, seq, at, actor_id, actor_registration, actor_role,
 		action, event, referral_id, patient_nhs_number, outcome, detail, node, client_addr, prev_hash, hash)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		e.Chain, e.Seq, micros(e.At), e.ActorID, e.ActorRegistration, string(e.ActorRole),

@@ -4,7 +4,8 @@
 // SQLite allows one writer at a time. Every transaction is therefore run on a
 // single writer connection with BEGIN IMMEDIATE, so concurrent InTx calls
 // queue for it instead of failing with SQLITE_BUSY, and a lock taken by
-// LockReferral or LockAuditChain is simply a read inside that transaction.
+// LockReferral, or the read of an audit chain's head, is simply a read inside
+// that transaction.
 // Reads outside a transaction use a separate pool of read-only connections,
 // which WAL lets run alongside the writer.
 package sqlite

@@ -2,39 +2,58 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"patientpass/rooms"
 )
 
-// appendAudit links e to the head of its chain the way the service does and
-// appends it, in a transaction of its own. It returns the entry as stored.
+// appendAudit appends e to chain in a transaction of its own and returns
+// the entry as it must have been stored: linked, by rooms.AuditEntry.Link,
+// to the head the chain had before. It fails the test unless the store
+// holds exactly that as the chain's last entry.
 func appendAudit(t *testing.T, s rooms.Store, chain int, e rooms.AuditEntry) rooms.AuditEntry {
 	t.Helper()
-	inTx(t, s, func(ctx context.Context, tx rooms.Tx) error {
-		var err error
-		e, err = linkAudit(ctx, tx, chain, e)
-		if err != nil {
-			return err
-		}
-		return tx.AppendAudit(ctx, e)
-	})
-	return e
+	e.Chain = chain
+	inTx(t, s, func(ctx context.Context, tx rooms.Tx) error { return tx.AppendAudit(ctx, e) })
+	want := e
+	want.Link(chainHead(t, s, chain, -1))
+	got, err := s.AuditEntries(t.Context(), chain, want.Seq-1, 0)
+	if err != nil {
+		t.Fatalf("read chain %d: %v", chain, err)
+	}
+	checkAuditEntries(t, fmt.Sprintf("entry appended to chain %d", chain), got, []rooms.AuditEntry{want})
+	if len(got) == 1 {
+		want.ID = got[0].ID
+	}
+	return want
 }
 
-// linkAudit locks chain and sets e's chain position, previous hash and hash.
-func linkAudit(ctx context.Context, tx rooms.Tx, chain int, e rooms.AuditEntry) (rooms.AuditEntry, error) {
-	head, err := tx.LockAuditChain(ctx, chain)
+// chainHead returns the head of chain moved back by delta entries (0 for
+// the head itself), read from the stored entries.
+func chainHead(t *testing.T, s rooms.Store, chain int, delta int64) rooms.AuditHead {
+	t.Helper()
+	heads, err := s.AuditHeads(t.Context())
 	if err != nil {
-		return e, err
+		t.Fatalf("read heads: %v", err)
 	}
-	e.Chain = chain
-	e.Seq = head.Seq + 1
-	e.PrevHash = head.Hash
-	e.At = e.At.UTC().Truncate(time.Microsecond)
-	e.Hash = e.ComputeHash()
-	return e, nil
+	for _, h := range heads {
+		if h.Chain != chain {
+			continue
+		}
+		seq := h.Seq + delta
+		if seq <= 0 {
+			return rooms.AuditHead{Chain: chain}
+		}
+		entries, err := s.AuditEntries(t.Context(), chain, seq-1, 1)
+		if err != nil || len(entries) != 1 {
+			t.Fatalf("read entry %d of chain %d: %v, %v", seq, chain, entries, err)
+		}
+		return rooms.AuditHead{Chain: chain, Seq: seq, Hash: entries[0].Hash}
+	}
+	t.Fatalf("chain %d has no head", chain)
+	return rooms.AuditHead{}
 }
 
 func auditEntry(actor, event, referral, outcome string, when time.Time) rooms.AuditEntry {
@@ -80,18 +99,6 @@ func checkAuditEntries(t *testing.T, what string, got, want []rooms.AuditEntry) 
 
 var auditTests = []subtest{
 	{"empty_chain_has_seq_zero_and_no_hash", func(t *testing.T, s rooms.Store) {
-		inTx(t, s, func(ctx context.Context, tx rooms.Tx) error {
-			for _, chain := range []int{0, 3, rooms.AuditChains - 1} {
-				head, err := tx.LockAuditChain(ctx, chain)
-				if err != nil {
-					return err
-				}
-				if head != (rooms.AuditHead{Chain: chain}) {
-					t.Errorf("head of empty chain %d: %+v", chain, head)
-				}
-			}
-			return nil
-		})
 		heads, err := s.AuditHeads(t.Context())
 		if err != nil {
 			t.Fatalf("read heads: %v", err)
@@ -106,16 +113,6 @@ var auditTests = []subtest{
 		}
 		other := appendAudit(t, s, 5, auditEntry("u-outsider", "login.failed", "", rooms.OutcomeDenied, at(time.Minute)))
 
-		inTx(t, s, func(ctx context.Context, tx rooms.Tx) error {
-			head, err := tx.LockAuditChain(ctx, 3)
-			if err != nil {
-				return err
-			}
-			if want := (rooms.AuditHead{Chain: 3, Seq: 3, Hash: chain3[2].Hash}); head != want {
-				t.Errorf("head of chain 3: %+v, want %+v", head, want)
-			}
-			return nil
-		})
 		heads, err := s.AuditHeads(t.Context())
 		if err != nil {
 			t.Fatalf("read heads: %v", err)
@@ -165,28 +162,38 @@ var auditTests = []subtest{
 			t.Errorf("verify: checked %d, break %v, err %v; want 4 entries intact", checked, brk, err)
 		}
 	}},
-	{"taken_position_is_refused", func(t *testing.T, s rooms.Store) {
+	{"store_decides_the_position", func(t *testing.T, s rooms.Store) {
 		first := appendAudit(t, s, 2, auditEntry("u-a", "login", "", rooms.OutcomeSuccess, at(0)))
+		// An entry claiming the first position is linked after the head
+		// all the same: the caller has no say in where it goes.
 		forged := auditEntry("u-b", "login", "", rooms.OutcomeSuccess, at(time.Second))
-		forged.Chain, forged.Seq, forged.PrevHash = 2, 1, ""
-		forged.Hash = forged.ComputeHash()
-		err := s.InTx(t.Context(), func(tx rooms.Tx) error { return tx.AppendAudit(t.Context(), forged) })
-		if err == nil {
-			t.Errorf("a second entry at chain 2 position 1 was accepted")
+		forged.Seq, forged.PrevHash, forged.Hash = 1, "", "forged"
+		second := appendAudit(t, s, 2, forged)
+		if second.Seq != 2 || second.PrevHash != first.Hash {
+			t.Errorf("second entry stored at position %d after %q; want 2 after %q", second.Seq, second.PrevHash, first.Hash)
 		}
-		got, err := s.AuditEntries(t.Context(), 2, 0, 0)
-		if err != nil {
-			t.Fatalf("read entries: %v", err)
+		if _, brk, err := rooms.VerifyAudit(t.Context(), s); err != nil || brk != nil {
+			t.Errorf("verify: %v, %v", brk, err)
 		}
-		checkAuditEntries(t, "chain after refusal", got, []rooms.AuditEntry{first})
+	}},
+	{"entry_with_every_field_and_odd_text_hashes_as_in_go", func(t *testing.T, s rooms.Store) {
+		// What the store hashes must be byte for byte what ComputeHash
+		// encodes: quotes, escapes, HTML characters, non-ASCII text.
+		e := auditEntry("u-\"a\"", "referral.view", "r-<1>&", rooms.OutcomeSuccess, at(0).Add(1234567*time.Nanosecond))
+		e.Detail = "status=submitted \\ \u2028 naïve 🚑 \n\t"
+		e.ClientAddr = "[2001:db8::1]:443"
+		appendAudit(t, s, 9, e)
+		e.ReferralID, e.PatientNHSNumber, e.Detail, e.Node, e.ClientAddr = "", "", "", "", ""
+		appendAudit(t, s, 9, e)
+		if _, brk, err := rooms.VerifyAudit(t.Context(), s); err != nil || brk != nil {
+			t.Errorf("verify: %v, %v", brk, err)
+		}
 	}},
 	{"rolled_back_append_leaves_the_head", func(t *testing.T, s rooms.Store) {
 		first := appendAudit(t, s, 1, auditEntry("u-a", "login", "", rooms.OutcomeSuccess, at(0)))
 		err := s.InTx(t.Context(), func(tx rooms.Tx) error {
-			e, err := linkAudit(t.Context(), tx, 1, auditEntry("u-a", "logout", "", rooms.OutcomeSuccess, at(time.Second)))
-			if err != nil {
-				return err
-			}
+			e := auditEntry("u-a", "logout", "", rooms.OutcomeSuccess, at(time.Second))
+			e.Chain = 1
 			if err := tx.AppendAudit(t.Context(), e); err != nil {
 				return err
 			}
