@@ -90,9 +90,6 @@ type commandResult struct {
 	Seq        int64  `json:"seq"`
 }
 
-// errAlreadyDone rolls back a transaction whose ref was executed before.
-var errAlreadyDone = errors.New("command already executed")
-
 // command is the frame shared by every referral command: validation done
 // before, the caller's transaction body, and the audit entry either way.
 type command struct {
@@ -110,6 +107,11 @@ type command struct {
 // execute runs c exactly once per (caller, ref). It returns the events the
 // command appended, or, for a repeated ref, the result recorded the first
 // time (events nil).
+//
+// The record of the ref is written last, with the result, in the same
+// transaction: a repeat either collides with it (the record of a first
+// attempt still running is waited for) or, having met the state the first
+// attempt left, fails; either way the recorded result is the answer.
 func (s *Service) execute(ctx context.Context, c command) ([]Event, commandResult, error) {
 	if err := checkCaller(c.caller); err != nil {
 		s.auditRefusal(ctx, c, nil, err)
@@ -125,21 +127,6 @@ func (s *Service) execute(ctx context.Context, c command) ([]Event, commandResul
 		current *Referral // for the audit entry of a refusal
 	)
 	err := s.store.InTx(ctx, func(tx Tx) error {
-		prior, claimed, err := tx.ClaimCommand(ctx, CommandRecord{
-			ActorID: c.caller.User.ID, Ref: c.ref, Kind: c.kind, ReferralID: c.referralID, At: s.clock.Now(),
-		})
-		if err != nil {
-			return fmt.Errorf("claim command %s: %w", c.kind, err)
-		}
-		if !claimed {
-			if prior.Kind != c.kind || (c.referralID != "" && prior.ReferralID != c.referralID) {
-				return Invalid("ref", "this ref was already used for a different command; use a new ref for each command")
-			}
-			if err := json.Unmarshal(prior.Result, &result); err != nil {
-				return fmt.Errorf("decode result of command %s: %w", c.kind, err)
-			}
-			return errAlreadyDone
-		}
 		var r *Referral
 		if c.referralID != "" {
 			locked, err := tx.LockReferral(ctx, c.referralID)
@@ -170,15 +157,21 @@ func (s *Service) execute(ctx context.Context, c command) ([]Event, commandResul
 			current = &created
 		}
 		result = commandResult{ReferralID: last.ReferralID, Seq: last.Seq}
-		if err := tx.CompleteCommand(ctx, c.caller.User.ID, c.ref, mustJSON(result)); err != nil {
-			return fmt.Errorf("complete command %s: %w", c.kind, err)
+		err = tx.RecordCommand(ctx, CommandRecord{ActorID: c.caller.User.ID, Ref: c.ref, Kind: c.kind,
+			ReferralID: last.ReferralID, Result: mustJSON(result), At: s.clock.Now()})
+		if err != nil {
+			return fmt.Errorf("record command %s: %w", c.kind, err)
 		}
 		return s.appendAudit(ctx, tx, s.entry(c.caller, c.action, c.kind, current, OutcomeSuccess, detail))
 	})
-	switch {
-	case errors.Is(err, errAlreadyDone):
-		return nil, result, nil
-	case err != nil:
+	if err != nil {
+		prior, done, perr := s.priorResult(ctx, c)
+		switch {
+		case perr != nil:
+			err = perr
+		case done:
+			return nil, prior, nil
+		}
 		s.auditRefusal(ctx, c, current, err)
 		return nil, commandResult{}, err
 	}
@@ -188,6 +181,24 @@ func (s *Service) execute(ctx context.Context, c command) ([]Event, commandResul
 		}
 	}
 	return events, result, nil
+}
+
+// priorResult returns the recorded result of c's ref when it was executed
+// before (done true), and an error when the ref was used for a different
+// command. A failure to read the record is no answer: done false, no error.
+func (s *Service) priorResult(ctx context.Context, c command) (commandResult, bool, error) {
+	prior, err := s.store.Command(ctx, c.caller.User.ID, c.ref)
+	if err != nil {
+		return commandResult{}, false, nil
+	}
+	if prior.Kind != c.kind || (c.referralID != "" && prior.ReferralID != c.referralID) {
+		return commandResult{}, false, Invalid("ref", "this ref was already used for a different command; use a new ref for each command")
+	}
+	var result commandResult
+	if err := json.Unmarshal(prior.Result, &result); err != nil {
+		return commandResult{}, false, fmt.Errorf("decode result of command %s: %w", c.kind, err)
+	}
+	return result, true, nil
 }
 
 // auditRefusal records a refused command in a transaction of its own (the

@@ -60,7 +60,7 @@ type CommandRecord struct {
 	Ref        string
 	Kind       string
 	ReferralID string
-	// Result is the command's result as JSON; empty until CompleteCommand.
+	// Result is the command's result as JSON.
 	Result json.RawMessage
 	At     time.Time
 }
@@ -102,13 +102,14 @@ type Tx interface {
 	// it as it is.
 	SetReadMarker(ctx context.Context, referralID, userID string, seq int64) error
 
-	// ClaimCommand records that the actor is executing the command ref. When
-	// the ref was already claimed by a committed transaction it returns that
-	// record and claimed false, waiting if necessary for a concurrent
-	// transaction holding the same ref to finish.
-	ClaimCommand(ctx context.Context, c CommandRecord) (prior CommandRecord, claimed bool, err error)
-	// CompleteCommand stores the result of a claimed command.
-	CompleteCommand(ctx context.Context, actorID, ref string, result json.RawMessage) error
+	// RecordCommand stores the record of a command executed in this
+	// transaction, result included, so that a repeat of its ref gets that
+	// result and changes nothing; ErrDuplicate when the actor has used the
+	// ref already. It waits for a concurrent transaction recording the same
+	// ref: when that one commits, the ref is taken. The store may send the
+	// record with the transaction's next statement or its commit, and
+	// report ErrDuplicate there.
+	RecordCommand(ctx context.Context, c CommandRecord) error
 
 	// AppendAudit links e after the head of chain e.Chain, as
 	// AuditEntry.Link does, stores it and moves the head to it. The chain

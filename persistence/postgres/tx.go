@@ -16,18 +16,17 @@ import (
 // tx is one READ COMMITTED transaction of a Store. It is used by one
 // goroutine, the one running InTx's fn.
 //
-// UpdateReferral, AppendEvent and CompleteCommand are sent with the
-// transaction's next statement or before its commit (see txConn), so their
+// UpdateReferral, AppendEvent, RecordCommand and AppendAudit are sent with
+// the transaction's next statement or its commit (see txConn), so their
 // failures are reported there, and fail the transaction. Everything else is
 // sent when it is called.
 type tx struct {
 	reader // on q
 	q      *txConn
-	// locked are the referrals this transaction holds locked, and claimed
-	// the commands (actor and ref) it has claimed: rows that cannot vanish
-	// before it ends, so a write to one needs no check that it found it.
-	locked  map[string]bool
-	claimed map[[2]string]bool
+	// locked are the referrals this transaction holds locked: rows that
+	// cannot vanish before it ends, so an update of one needs no check that
+	// it found it.
+	locked map[string]bool
 }
 
 func newTx(c *txConn) *tx { return &tx{reader: reader{q: c}, q: c} }
@@ -235,46 +234,19 @@ func (t *tx) SetReadMarker(ctx context.Context, referralID, userID string, seq i
 	return nil
 }
 
-// ClaimCommand records that the actor is executing the command c.Ref.
-//
-// The insert of a key held by a concurrent, uncommitted transaction waits
-// for it: when that one commits, DO NOTHING applies and the committed record
-// is read by a fresh statement (a new READ COMMITTED snapshot); when it
-// rolls back, the insert goes ahead and this transaction claims the ref.
-func (t *tx) ClaimCommand(ctx context.Context, c rooms.CommandRecord) (rooms.CommandRecord, bool, error) {
-	tag, err := t.q.Exec(ctx, `INSERT INTO commands (actor_id, ref, kind, referral_id, at)
-		VALUES ($1, $2, $3, $4, $5) ON CONFLICT (actor_id, ref) DO NOTHING`,
-		c.ActorID, c.Ref, c.Kind, c.ReferralID, micro(c.At))
-	if err != nil {
-		return rooms.CommandRecord{}, false, mapErr(err, fmt.Sprintf("claim command %s of user %s", c.Ref, c.ActorID))
-	}
-	if tag.RowsAffected() == 1 {
-		if t.claimed == nil {
-			t.claimed = map[[2]string]bool{}
-		}
-		t.claimed[[2]string{c.ActorID, c.Ref}] = true
-		return rooms.CommandRecord{}, true, nil
-	}
-	prior, err := t.Command(ctx, c.ActorID, c.Ref)
-	if err != nil {
-		return rooms.CommandRecord{}, false, fmt.Errorf("claim command %s of user %s: %w", c.Ref, c.ActorID, err)
-	}
-	return prior, false, nil
-}
-
-// CompleteCommand stores the result of a claimed command. It is sent with
-// the transaction's next statement.
-func (t *tx) CompleteCommand(_ context.Context, actorID, ref string, result json.RawMessage) error {
+// RecordCommand stores the record of a command executed in this
+// transaction; rooms.ErrDuplicate when the ref is taken. It is sent with the
+// transaction's next statement or its commit. The insert of a key held by a
+// concurrent, uncommitted transaction waits for it: when that one commits,
+// the key is taken; when it rolls back, this insert goes ahead.
+func (t *tx) RecordCommand(_ context.Context, c rooms.CommandRecord) error {
 	// The result is copied: the caller's may change before it is sent.
-	res := bytes.Clone(result)
-	t.q.queueWrite(`UPDATE commands SET result = $3 WHERE actor_id = $1 AND ref = $2`,
-		[]any{actorID, ref, res},
-		!t.claimed[[2]string{actorID, ref}], func(tag pgconn.CommandTag, err error) error {
+	res := bytes.Clone(c.Result)
+	t.q.queueWrite(`INSERT INTO commands (actor_id, ref, kind, referral_id, result, at) VALUES ($1, $2, $3, $4, $5, $6)`,
+		[]any{c.ActorID, c.Ref, c.Kind, c.ReferralID, res, micro(c.At)},
+		false, func(_ pgconn.CommandTag, err error) error {
 			if err != nil {
-				return mapErr(err, fmt.Sprintf("complete command %s of user %s", ref, actorID))
-			}
-			if tag.RowsAffected() == 0 {
-				return fmt.Errorf("complete command %s of user %s: %w", ref, actorID, rooms.ErrNotFound)
+				return mapErr(err, fmt.Sprintf("record command %s of user %s", c.Ref, c.ActorID))
 			}
 			return nil
 		})

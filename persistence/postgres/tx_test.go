@@ -93,8 +93,8 @@ func (rm room) wantEvents(t *testing.T, what, referralID string, n int) {
 	}
 }
 
-// UpdateReferral, AppendEvent and CompleteCommand are sent with the next
-// statement, or before the commit: their failure must be reported there,
+// UpdateReferral, AppendEvent, RecordCommand and AppendAudit are sent with
+// the next statement, or with the commit: their failure must be reported there,
 // named as the write reported it, and must fail the transaction even when
 // Postgres did not abort it (a write that changed no row) and the caller
 // carries on.
@@ -112,9 +112,14 @@ func TestDeferredWriteFailureFailsTheTransaction(t *testing.T) {
 		{"update_of_missing_referral", func(ctx context.Context, tx rooms.Tx, rm room) error {
 			return tx.UpdateReferral(ctx, rm.referral("r-ghost"))
 		}, rooms.ErrNotFound, "update referral r-ghost"},
-		{"completion_of_unclaimed_command", func(ctx context.Context, tx rooms.Tx, rm room) error {
-			return tx.CompleteCommand(ctx, rm.user.ID, "ref-unclaimed", json.RawMessage(`{}`))
-		}, rooms.ErrNotFound, "complete command ref-unclaimed of user u-1"},
+		{"taken_command_ref", func(ctx context.Context, tx rooms.Tx, rm room) error {
+			return tx.RecordCommand(ctx, rooms.CommandRecord{ActorID: rm.user.ID, Ref: "ref-taken", Kind: "referral.message",
+				Result: json.RawMessage(`{}`), At: rm.at})
+		}, rooms.ErrDuplicate, "record command ref-taken of user u-1"},
+		{"audit_chain_without_head", func(ctx context.Context, tx rooms.Tx, rm room) error {
+			return tx.AppendAudit(ctx, rooms.AuditEntry{Chain: rooms.AuditChains + 1, At: rm.at, Action: rooms.ActionRead,
+				Event: "referral.view", Outcome: rooms.OutcomeSuccess})
+		}, rooms.ErrNotFound, "append audit entry to chain 17"},
 	}
 	// next is the statement after the failed write, by the way it is sent;
 	// nil leaves the failure to the commit.
@@ -144,8 +149,15 @@ func TestDeferredWriteFailureFailsTheTransaction(t *testing.T) {
 			t.Parallel()
 			rm := newRoom(t, pgtest.URL(t))
 			ctx := t.Context()
-			if err := rm.store.InTx(ctx, func(tx rooms.Tx) error { return tx.AppendEvent(ctx, rm.event("r-1", 1)) }); err != nil {
-				t.Fatalf("append the first event: %v", err)
+			err := rm.store.InTx(ctx, func(tx rooms.Tx) error {
+				if err := tx.AppendEvent(ctx, rm.event("r-1", 1)); err != nil {
+					return err
+				}
+				return tx.RecordCommand(ctx, rooms.CommandRecord{ActorID: rm.user.ID, Ref: "ref-taken", Kind: "referral.message",
+					Result: json.RawMessage(`{}`), At: rm.at})
+			})
+			if err != nil {
+				t.Fatalf("append the first event and record the first command: %v", err)
 			}
 			for _, n := range next {
 				t.Run("reported_by_"+n.name, func(t *testing.T) {
@@ -185,16 +197,13 @@ func TestReadsSeeDeferredWrites(t *testing.T) {
 	rm := newRoom(t, pgtest.URL(t))
 	ctx := t.Context()
 	err := rm.store.InTx(ctx, func(tx rooms.Tx) error {
-		rec := rooms.CommandRecord{ActorID: rm.user.ID, Ref: "ref-1", Kind: "referral.message", ReferralID: "r-1", At: rm.at}
-		if _, claimed, err := tx.ClaimCommand(ctx, rec); err != nil || !claimed {
-			t.Fatalf("claim: %v, %v", claimed, err)
-		}
-
-		if err := tx.CompleteCommand(ctx, rec.ActorID, rec.Ref, json.RawMessage(`{"seq":1}`)); err != nil {
+		rec := rooms.CommandRecord{ActorID: rm.user.ID, Ref: "ref-1", Kind: "referral.message", ReferralID: "r-1",
+			Result: json.RawMessage(`{"seq":1}`), At: rm.at}
+		if err := tx.RecordCommand(ctx, rec); err != nil {
 			return err
 		}
 		if got, err := tx.Command(ctx, rec.ActorID, rec.Ref); err != nil || string(got.Result) != `{"seq": 1}` {
-			t.Errorf("command after completing it (a row): result %s, %v", got.Result, err)
+			t.Errorf("command after recording it (a row): result %s, %v", got.Result, err)
 		}
 
 		if err := tx.AppendEvent(ctx, rm.event("r-1", 1)); err != nil {

@@ -174,35 +174,13 @@ func (t *Tx) SetReadMarker(ctx context.Context, referralID, userID string, seq i
 	return mapWrite(err, "set read marker of user %s in referral %s", userID, referralID)
 }
 
-// ClaimCommand records that the actor is executing the command ref, or
-// returns the record of the transaction that did. Transactions never overlap
-// here, so a record present is always a committed one.
-func (t *Tx) ClaimCommand(ctx context.Context, c rooms.CommandRecord) (rooms.CommandRecord, bool, error) {
-	res, err := t.tx.ExecContext(ctx, `INSERT INTO commands (actor_id, ref, kind, referral_id, result, at)
-		VALUES (?, ?, ?, ?, NULL, ?) ON CONFLICT (actor_id, ref) DO NOTHING`,
-		c.ActorID, c.Ref, c.Kind, c.ReferralID, micros(c.At))
-	if err != nil {
-		return rooms.CommandRecord{}, false, mapWrite(err, "claim command %s of user %s", c.Ref, c.ActorID)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return rooms.CommandRecord{}, false, fmt.Errorf("claim command %s of user %s: %w", c.Ref, c.ActorID, err)
-	}
-	if n == 1 {
-		return rooms.CommandRecord{}, true, nil
-	}
-	prior, err := t.Command(ctx, c.ActorID, c.Ref)
-	if err != nil {
-		return rooms.CommandRecord{}, false, err
-	}
-	return prior, false, nil
-}
-
-// CompleteCommand stores the result of a claimed command.
-func (t *Tx) CompleteCommand(ctx context.Context, actorID, ref string, result json.RawMessage) error {
-	res, err := t.tx.ExecContext(ctx, "UPDATE commands SET result = ? WHERE actor_id = ? AND ref = ?",
-		string(result), actorID, ref)
-	return oneRow(res, mapWrite(err, "complete command %s of user %s", ref, actorID), "complete command %s of user %s", ref, actorID)
+// RecordCommand stores the record of a command executed in this
+// transaction; rooms.ErrDuplicate when the ref is taken. Transactions never
+// overlap here, so a record present is always a committed one.
+func (t *Tx) RecordCommand(ctx context.Context, c rooms.CommandRecord) error {
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO commands (actor_id, ref, kind, referral_id, result, at)
+		VALUES (?, ?, ?, ?, ?, ?)`, c.ActorID, c.Ref, c.Kind, c.ReferralID, string(c.Result), micros(c.At))
+	return mapWrite(err, "record command %s of user %s", c.Ref, c.ActorID)
 }
 
 // oneRow checks that an UPDATE found its row: rooms.ErrNotFound otherwise.

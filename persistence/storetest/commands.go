@@ -11,61 +11,48 @@ import (
 )
 
 var commandTests = []subtest{
-	{"claim_then_complete_then_repeat", func(t *testing.T, s rooms.Store) {
+	{"record_then_repeat", func(t *testing.T, s rooms.Store) {
 		f := newFixture(t, s)
 		f.createReferral(t, f.referral("r-1", at(0)))
-		rec := rooms.CommandRecord{ActorID: f.referrer.ID, Ref: "ref-1", Kind: "message", ReferralID: "r-1", At: at(time.Minute)}
-		result := json.RawMessage(`{"referral_id":"r-1","seq":4}`)
+		rec := rooms.CommandRecord{ActorID: f.referrer.ID, Ref: "ref-1", Kind: "message", ReferralID: "r-1",
+			Result: json.RawMessage(`{"referral_id":"r-1","seq":4}`), At: at(time.Minute)}
 		inTx(t, s, func(ctx context.Context, tx rooms.Tx) error {
-			_, claimed, err := tx.ClaimCommand(ctx, rec)
+			if err := tx.RecordCommand(ctx, rec); err != nil {
+				return err
+			}
+			got, err := tx.Command(ctx, rec.ActorID, rec.Ref)
 			if err != nil {
 				return err
 			}
-			if !claimed {
-				t.Errorf("first claim of a ref was not claimed")
-			}
-			pending, err := tx.Command(ctx, rec.ActorID, rec.Ref)
-			if err != nil {
-				return err
-			}
-			checkCommand(t, "claimed, not yet complete", pending, rec)
-			return tx.CompleteCommand(ctx, rec.ActorID, rec.Ref, result)
+			checkCommand(t, "read in its own transaction", got, rec)
+			return nil
 		})
-		want := rec
-		want.Result = result
 		got, err := s.Command(t.Context(), rec.ActorID, rec.Ref)
 		if err != nil {
 			t.Fatalf("read command: %v", err)
 		}
-		checkCommand(t, "completed", got, want)
+		checkCommand(t, "recorded", got, rec)
 
 		repeat := rec
-		repeat.At = at(time.Hour)
-		inTx(t, s, func(ctx context.Context, tx rooms.Tx) error {
-			prior, claimed, err := tx.ClaimCommand(ctx, repeat)
-			if err != nil {
-				return err
-			}
-			if claimed {
-				t.Errorf("repeated ref was claimed again")
-			}
-			checkCommand(t, "prior of a repeat", prior, want)
-			return nil
-		})
+		repeat.Result, repeat.At = json.RawMessage(`{"referral_id":"r-1","seq":5}`), at(time.Hour)
+		err = s.InTx(t.Context(), func(tx rooms.Tx) error { return tx.RecordCommand(t.Context(), repeat) })
+		if !errors.Is(err, rooms.ErrDuplicate) {
+			t.Errorf("recording a repeated ref: %v, want ErrDuplicate", err)
+		}
+		got, err = s.Command(t.Context(), rec.ActorID, rec.Ref)
+		if err != nil {
+			t.Fatalf("read command: %v", err)
+		}
+		checkCommand(t, "after a repeat", got, rec)
 	}},
 	{"refs_belong_to_their_actor", func(t *testing.T, s rooms.Store) {
 		f := newFixture(t, s)
-		// A command that creates a referral has none when it is claimed.
-		mine := rooms.CommandRecord{ActorID: f.referrer.ID, Ref: "same-ref", Kind: "create_referral", At: at(0)}
-		theirs := rooms.CommandRecord{ActorID: f.colleague.ID, Ref: "same-ref", Kind: "create_referral", At: at(time.Second)}
+		mine := rooms.CommandRecord{ActorID: f.referrer.ID, Ref: "same-ref", Kind: "create_referral", ReferralID: "r-1",
+			Result: json.RawMessage(`{"referral_id":"r-1","seq":1}`), At: at(0)}
+		theirs := rooms.CommandRecord{ActorID: f.colleague.ID, Ref: "same-ref", Kind: "create_referral", ReferralID: "r-2",
+			Result: json.RawMessage(`{"referral_id":"r-2","seq":1}`), At: at(time.Second)}
 		for _, rec := range []rooms.CommandRecord{mine, theirs} {
-			inTx(t, s, func(ctx context.Context, tx rooms.Tx) error {
-				_, claimed, err := tx.ClaimCommand(ctx, rec)
-				if err == nil && !claimed {
-					t.Errorf("%s's ref was taken by another actor", rec.ActorID)
-				}
-				return err
-			})
+			inTx(t, s, func(ctx context.Context, tx rooms.Tx) error { return tx.RecordCommand(ctx, rec) })
 		}
 		for _, want := range []rooms.CommandRecord{mine, theirs} {
 			got, err := s.Command(t.Context(), want.ActorID, want.Ref)
@@ -75,14 +62,11 @@ var commandTests = []subtest{
 			checkCommand(t, want.ActorID, got, want)
 		}
 	}},
-	{"rolled_back_claim_leaves_no_record", func(t *testing.T, s rooms.Store) {
+	{"rolled_back_record_leaves_no_record", func(t *testing.T, s rooms.Store) {
 		f := newFixture(t, s)
-		rec := rooms.CommandRecord{ActorID: f.referrer.ID, Ref: "ref-rollback", Kind: "message", At: at(0)}
+		rec := rooms.CommandRecord{ActorID: f.referrer.ID, Ref: "ref-rollback", Kind: "message", Result: json.RawMessage(`{"seq":1}`), At: at(0)}
 		err := s.InTx(t.Context(), func(tx rooms.Tx) error {
-			if _, _, err := tx.ClaimCommand(t.Context(), rec); err != nil {
-				return err
-			}
-			if err := tx.CompleteCommand(t.Context(), rec.ActorID, rec.Ref, json.RawMessage(`{"seq":1}`)); err != nil {
+			if err := tx.RecordCommand(t.Context(), rec); err != nil {
 				return err
 			}
 			return errBoom
@@ -91,14 +75,8 @@ var commandTests = []subtest{
 			t.Fatalf("transaction returned %v, want the function's error", err)
 		}
 		_, err = s.Command(t.Context(), rec.ActorID, rec.Ref)
-		wantNotFound(t, "command of a rolled-back claim", err)
-		inTx(t, s, func(ctx context.Context, tx rooms.Tx) error {
-			_, claimed, err := tx.ClaimCommand(ctx, rec)
-			if err == nil && !claimed {
-				t.Errorf("ref of a rolled-back claim cannot be claimed again")
-			}
-			return err
-		})
+		wantNotFound(t, "command of a rolled-back record", err)
+		inTx(t, s, func(ctx context.Context, tx rooms.Tx) error { return tx.RecordCommand(ctx, rec) })
 	}},
 	{"missing_is_not_found", func(t *testing.T, s rooms.Store) {
 		_, err := s.Command(t.Context(), "u-nobody", "ref")
@@ -112,10 +90,7 @@ func checkCommand(t *testing.T, what string, got, want rooms.CommandRecord) {
 		got.ReferralID != want.ReferralID || !sameTime(got.At, want.At) {
 		t.Errorf("%s: got %+v, want %+v", what, got, want)
 	}
-	switch {
-	case len(want.Result) == 0 && len(got.Result) != 0:
-		t.Errorf("%s: result %s before completion, want none", what, got.Result)
-	case len(want.Result) != 0 && !sameJSON(got.Result, want.Result):
+	if !sameJSON(got.Result, want.Result) {
 		t.Errorf("%s: result %s, want %s", what, got.Result, want.Result)
 	}
 }

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -90,8 +91,8 @@ var transactionTests = []subtest{
 				},
 				func() error { return tx.SetReadMarker(ctx, "r-1", f.referrer.ID, 1) },
 				func() error {
-					_, _, err := tx.ClaimCommand(ctx, rooms.CommandRecord{ActorID: f.referrer.ID, Ref: "ref", Kind: "message", At: at(0)})
-					return err
+					return tx.RecordCommand(ctx, rooms.CommandRecord{ActorID: f.referrer.ID, Ref: "ref", Kind: "message",
+						Result: json.RawMessage(`{}`), At: at(0)})
 				},
 				func() error {
 					e := auditEntry(f.referrer.ID, "login", "", rooms.OutcomeSuccess, at(0))
@@ -293,16 +294,19 @@ func concurrentAppends(t *testing.T, s rooms.Store) {
 	}
 }
 
+// concurrentRefs races callers recording one ref, each after appending to
+// a referral of its own, so nothing but the record serialises them: one
+// commits, every other finds the ref taken and leaves nothing behind.
 func concurrentRefs(t *testing.T, s rooms.Store) {
 	const callers = 12
 	f := newFixture(t, s)
-	f.createReferral(t, f.referral("r-1", at(0)))
+	for i := range callers {
+		f.createReferral(t, f.referral(fmt.Sprintf("r-%d", i), at(0)))
+	}
 	author := rooms.AuthorOf(f.referrer)
 	type outcome struct {
-		claimed bool
-		prior   rooms.CommandRecord
-		result  json.RawMessage
-		err     error
+		result json.RawMessage
+		err    error
 	}
 	outcomes := make([]outcome, callers)
 	var wg sync.WaitGroup
@@ -310,25 +314,17 @@ func concurrentRefs(t *testing.T, s rooms.Store) {
 	for i := range callers {
 		wg.Go(func() {
 			<-start
+			id := fmt.Sprintf("r-%d", i)
 			var o outcome
 			o.err = s.InTx(t.Context(), func(tx rooms.Tx) error {
 				ctx := t.Context()
-				prior, claimed, err := tx.ClaimCommand(ctx, rooms.CommandRecord{
-					ActorID: f.referrer.ID, Ref: "ref-once", Kind: "message", ReferralID: "r-1", At: at(time.Duration(i) * time.Second),
-				})
+				seq, err := appendMessage(ctx, tx, id, author, fmt.Sprintf("caller %d", i))
 				if err != nil {
 					return err
 				}
-				o.claimed, o.prior = claimed, prior
-				if !claimed {
-					return nil
-				}
-				seq, err := appendMessage(ctx, tx, "r-1", author, fmt.Sprintf("caller %d", i))
-				if err != nil {
-					return err
-				}
-				o.result = json.RawMessage(fmt.Sprintf(`{"referral_id":"r-1","seq":%d}`, seq))
-				return tx.CompleteCommand(ctx, f.referrer.ID, "ref-once", o.result)
+				o.result = json.RawMessage(fmt.Sprintf(`{"referral_id":%q,"seq":%d}`, id, seq))
+				return tx.RecordCommand(ctx, rooms.CommandRecord{ActorID: f.referrer.ID, Ref: "ref-once", Kind: "message",
+					ReferralID: id, Result: o.result, At: at(time.Duration(i) * time.Second)})
 			})
 			outcomes[i] = o
 		})
@@ -340,31 +336,35 @@ func concurrentRefs(t *testing.T, s rooms.Store) {
 	for i := range outcomes {
 		o := &outcomes[i]
 		switch {
+		case errors.Is(o.err, rooms.ErrDuplicate):
 		case o.err != nil:
 			t.Errorf("caller %d: %v", i, o.err)
-		case o.claimed && winner != nil:
-			t.Errorf("caller %d claimed a ref already claimed", i)
-		case o.claimed:
+		case winner != nil:
+			t.Errorf("caller %d recorded a ref already recorded", i)
+		default:
 			winner = o
 		}
 	}
 	if winner == nil {
-		t.Fatalf("no caller claimed the ref")
+		t.Fatalf("no caller recorded the ref")
 	}
-	for i, o := range outcomes {
-		if o.err != nil || o.claimed {
-			continue
-		}
-		if !sameJSON(o.prior.Result, winner.result) {
-			t.Errorf("caller %d saw prior result %s, want the winner's %s", i, o.prior.Result, winner.result)
-		}
-	}
-	events, err := s.Events(t.Context(), "r-1", 0, 0)
+	got, err := s.Command(t.Context(), f.referrer.ID, "ref-once")
 	if err != nil {
-		t.Fatalf("read events: %v", err)
+		t.Fatalf("read command: %v", err)
 	}
-	if len(events) != 1 {
-		t.Errorf("%d events stored for one ref, want 1", len(events))
+	if !sameJSON(got.Result, winner.result) {
+		t.Errorf("recorded result %s, want the winner's %s", got.Result, winner.result)
+	}
+	var stored int
+	for i := range callers {
+		events, err := s.Events(t.Context(), fmt.Sprintf("r-%d", i), 0, 0)
+		if err != nil {
+			t.Fatalf("read events: %v", err)
+		}
+		stored += len(events)
+	}
+	if stored != 1 {
+		t.Errorf("%d events stored for one ref, want 1", stored)
 	}
 }
 
