@@ -21,7 +21,8 @@ import (
 )
 
 // browser is one logged-in user speaking the REST API, as a browser would:
-// a cookie jar, JSON bodies and the public Origin.
+// a cookie jar, JSON bodies and the Origin of the node it speaks to (each
+// node refuses state-changing requests from any origin but its public URL).
 type browser struct {
 	base   string
 	origin string
@@ -126,17 +127,27 @@ func (b *browser) cookies() []*http.Cookie {
 // fixture is what a run sets up through the API: logged-in users and
 // referrals of its own.
 type fixture struct {
-	users    []*browser // one session each
+	// users holds each load user's sessions: a server takes at most a few
+	// sockets per session (a browser's tabs), so a user with many clients
+	// logs in several times.
+	users    [][]*browser
 	referrer *browser
 	rooms    []string // referral IDs
+}
+
+// session is the session the i-th client uses: clients go round the users,
+// and each user's clients round its sessions.
+func (f *fixture) session(i int) *browser {
+	u := f.users[i%len(f.users)]
+	return u[(i/len(f.users))%len(u)]
 }
 
 // setUp registers cfg.Users specialists at the demo admin's organisation,
 // approves them, logs each in, and has the referrer open cfg.Rooms
 // referrals to that organisation, which its specialists all see.
 func setUp(ctx context.Context, cfg config, runID string, logf func(string, ...any)) (*fixture, error) {
-	base := cfg.URLs[0]
-	admin := newBrowser(base, cfg.Origin)
+	base, origin := cfg.URLs[0], cfg.Origins[0]
+	admin := newBrowser(base, origin)
 	if err := admin.login(ctx, cfg.AdminEmail, cfg.Password, cfg.TOTPSecret); err != nil {
 		return nil, fmt.Errorf("log in as the admin %s: %w", cfg.AdminEmail, err)
 	}
@@ -147,18 +158,20 @@ func setUp(ctx context.Context, cfg config, runID string, logf func(string, ...a
 		return nil, err
 	}
 	org := me.User.Organisation
-	referrer := newBrowser(base, cfg.Origin)
+	referrer := newBrowser(base, origin)
 	if err := referrer.login(ctx, cfg.ReferrerEmail, cfg.Password, ""); err != nil {
 		return nil, fmt.Errorf("log in as the referrer %s: %w", cfg.ReferrerEmail, err)
 	}
 
-	f := &fixture{users: make([]*browser, cfg.Users), referrer: referrer, rooms: make([]string, cfg.Rooms)}
+	f := &fixture{users: make([][]*browser, cfg.Users), referrer: referrer, rooms: make([]string, cfg.Rooms)}
+	perUser := (cfg.Clients + cfg.Users - 1) / cfg.Users
+	sessions := (perUser + socketsPerSession - 1) / socketsPerSession
 	start := time.Now()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(4) // password hashing is deliberately slow; do not starve the node
 	for i := range cfg.Users {
 		g.Go(func() error {
-			u, err := newUser(gctx, admin, cfg, org, runID, i)
+			u, err := newUser(gctx, admin, cfg, org, runID, i, sessions)
 			f.users[i] = u
 			return err
 		})
@@ -166,7 +179,7 @@ func setUp(ctx context.Context, cfg config, runID string, logf func(string, ...a
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	logf("setup: %d users registered, approved and logged in (%s)", cfg.Users, time.Since(start).Round(time.Millisecond))
+	logf("setup: %d users registered, approved and logged in, %d sessions each (%s)", cfg.Users, sessions, time.Since(start).Round(time.Millisecond))
 
 	start = time.Now()
 	g, gctx = errgroup.WithContext(ctx)
@@ -186,9 +199,14 @@ func setUp(ctx context.Context, cfg config, runID string, logf func(string, ...a
 	return f, nil
 }
 
-// newUser registers, approves and logs in the i-th load user. Base URLs
-// are spread over the nodes so every node serves some of the API.
-func newUser(ctx context.Context, admin *browser, cfg config, org, runID string, i int) (*browser, error) {
+// socketsPerSession is how many clients share one session: under the
+// server's limit of sockets per session (16 by default).
+const socketsPerSession = 12
+
+// newUser registers and approves the i-th load user, and logs it in
+// sessions times. Base URLs are spread over the nodes so every node serves
+// some of the API.
+func newUser(ctx context.Context, admin *browser, cfg config, org, runID string, i, sessions int) ([]*browser, error) {
 	email := fmt.Sprintf("loadtest-%s-%d@loadtest.invalid", runID, i)
 	password := "loadtest " + runID + " " + randomDigits(12)
 	var reg struct{ ID string }
@@ -210,11 +228,16 @@ func newUser(ctx context.Context, admin *browser, cfg config, org, runID string,
 	if err := admin.do(ctx, "POST", "/api/admin/users/"+reg.ID+"/approve", nil, nil); err != nil {
 		return nil, fmt.Errorf("approve load user %d: %w", i, err)
 	}
-	u := newBrowser(cfg.URLs[i%len(cfg.URLs)], cfg.Origin)
-	if err := u.login(ctx, email, password, ""); err != nil {
-		return nil, fmt.Errorf("log in load user %d: %w", i, err)
+	var bs []*browser
+	for k := range sessions {
+		n := (i + k) % len(cfg.URLs)
+		u := newBrowser(cfg.URLs[n], cfg.Origins[n])
+		if err := u.login(ctx, email, password, ""); err != nil {
+			return nil, fmt.Errorf("log in load user %d: %w", i, err)
+		}
+		bs = append(bs, u)
 	}
-	return u, nil
+	return bs, nil
 }
 
 func randomDigits(n int) string {
@@ -268,17 +291,23 @@ func (b *browser) events(ctx context.Context, referral string) ([]storedEvent, e
 	}
 }
 
-// serverMemory reads a node's resident memory from /metrics; ok is false
-// when the node does not report it.
-func serverMemory(ctx context.Context, base string) (rss int64, ok bool) {
-	return metricValue(ctx, base, "patientpass_process_resident_memory_bytes")
+// residentMemoryMetrics name the process's resident memory in a node's
+// metrics: the standard Prometheus process collector's name, and the name
+// nodes used before they served their metrics with client_golang.
+var residentMemoryMetrics = []string{"process_resident_memory_bytes", "patientpass_process_resident_memory_bytes"}
+
+// serverMemory reads a node's resident memory from its metrics endpoint;
+// ok is false when the endpoint does not answer or does not report it.
+func serverMemory(ctx context.Context, endpoint string) (rss int64, ok bool) {
+	return metricValue(ctx, endpoint, residentMemoryMetrics...)
 }
 
 var metricsClient = &http.Client{Timeout: 10 * time.Second}
 
-// metricValue reads one unlabelled metric from a node's /metrics.
-func metricValue(ctx context.Context, base, name string) (int64, bool) {
-	req, err := http.NewRequestWithContext(ctx, "GET", base+"/metrics", nil)
+// metricValue reads one unlabelled metric from a metrics endpoint in the
+// Prometheus text format: the first of names that it reports.
+func metricValue(ctx context.Context, endpoint string, names ...string) (int64, bool) {
+	req, err := http.NewRequestWithContext(ctx, "GET", endpoint, nil)
 	if err != nil {
 		return 0, false
 	}
@@ -287,13 +316,31 @@ func metricValue(ctx context.Context, base, name string) (int64, bool) {
 		return 0, false
 	}
 	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	for line := range strings.SplitSeq(string(raw), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
+	if resp.StatusCode != http.StatusOK {
+		return 0, false // a node that moved its metrics off the public listener answers 404 here
+	}
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	return parseMetric(string(raw), names...)
+}
+
+// parseMetric finds the value of the first of names in a text exposition.
+func parseMetric(text string, names ...string) (int64, bool) {
+	values := make(map[string]float64, len(names))
+	for line := range strings.SplitSeq(text, "\n") {
+		for _, name := range names {
+			v, ok := strings.CutPrefix(line, name+" ")
+			if !ok {
+				continue
+			}
 			var f float64
 			if _, err := fmt.Sscan(v, &f); err == nil {
-				return int64(f), true
+				values[name] = f
 			}
+		}
+	}
+	for _, name := range names {
+		if f, ok := values[name]; ok {
+			return int64(f), true
 		}
 	}
 	return 0, false

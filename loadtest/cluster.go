@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -30,7 +32,6 @@ type cluster struct {
 	dbBase  string // the database as given
 	schema  string
 	appName string
-	public  string
 	redis   *exec.Cmd
 	redisAt string
 	nodes   []*node
@@ -38,16 +39,34 @@ type cluster struct {
 }
 
 type node struct {
-	name string
-	addr string
-	cmd  *exec.Cmd
-	log  *os.File
+	name        string
+	addr        string
+	metricsAddr string // PATIENTPASS_METRICS_ADDR: nodes serve /metrics there, not on the public listener
+	cmd         *exec.Cmd
+	log         *os.File
 }
 
-func (n *node) url() string { return "http://" + n.addr }
+func (n *node) url() string        { return "http://" + n.addr }
+func (n *node) metricsURL() string { return "http://" + n.metricsAddr + "/metrics" }
 
 // rss reads the node process's resident memory from /proc.
-func (n *node) rss() (int64, bool) {
+func (n *node) rss() (int64, bool) { return n.procStatus("VmRSS:") }
+
+// peakRSS reads the node process's peak resident memory (VmHWM) from
+// /proc: since it started, or since resetPeakRSS.
+func (n *node) peakRSS() (int64, bool) { return n.procStatus("VmHWM:") }
+
+// resetPeakRSS sets the process's VmHWM to its current VmRSS (proc(5),
+// clear_refs "5"), so that a later peakRSS covers only what came after.
+func (n *node) resetPeakRSS() error {
+	if n.cmd == nil || n.cmd.Process == nil {
+		return errors.New("node not started")
+	}
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", n.cmd.Process.Pid), []byte("5"), 0)
+}
+
+// procStatus reads one "kB" field of the node process's /proc status.
+func (n *node) procStatus(field string) (int64, bool) {
 	if n.cmd == nil || n.cmd.Process == nil {
 		return 0, false
 	}
@@ -56,7 +75,7 @@ func (n *node) rss() (int64, bool) {
 		return 0, false
 	}
 	for line := range strings.SplitSeq(string(raw), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			var kb int64
 			if _, err := fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb); err == nil {
 				return kb << 10, true
@@ -98,16 +117,21 @@ func startCluster(ctx context.Context, cfg *config, runID string, logf func(stri
 		return c, err
 	}
 	for i := range cfg.Nodes {
+		// The metrics port is chosen here, not left to the node (":0"), so
+		// that loadtest knows where to read it.
 		port, err := freePort()
 		if err != nil {
 			return c, err
 		}
-		c.nodes = append(c.nodes, &node{name: fmt.Sprintf("loadtest-%s-%d", runID, i+1), addr: "127.0.0.1:" + strconv.Itoa(port)})
+		mport, err := freePort()
+		if err != nil {
+			return c, err
+		}
+		c.nodes = append(c.nodes, &node{name: fmt.Sprintf("loadtest-%s-%d", runID, i+1),
+			addr: "127.0.0.1:" + strconv.Itoa(port), metricsAddr: "127.0.0.1:" + strconv.Itoa(mport)})
 	}
-	c.public = c.nodes[0].url()
 	c.env = append(os.Environ(),
-		"DATABASE_URL="+dbURL, "REDIS_URL=redis://"+c.redisAt,
-		"PATIENTPASS_PUBLIC_URL="+c.public, "PATIENTPASS_DATA_DIR="+dir,
+		"DATABASE_URL="+dbURL, "REDIS_URL=redis://"+c.redisAt, "PATIENTPASS_DATA_DIR="+dir,
 		"PATIENTPASS_DEMO_PASSWORD="+cfg.Password, "PATIENTPASS_DEMO_TOTP_SECRET="+cfg.TOTPSecret,
 		"LOG_FORMAT=json", "LOG_LEVEL=warn",
 	)
@@ -117,11 +141,12 @@ func startCluster(ctx context.Context, cfg *config, runID string, logf func(stri
 			return c, err
 		}
 	}
-	cfg.URLs = nil
+	cfg.URLs, cfg.Origins, cfg.MetricsURLs = nil, nil, nil
 	for _, n := range c.nodes {
 		cfg.URLs = append(cfg.URLs, n.url())
+		cfg.Origins = append(cfg.Origins, n.url())
+		cfg.MetricsURLs = append(cfg.MetricsURLs, n.metricsURL())
 	}
-	cfg.Origin = c.public
 	logf("started %d node(s) on schema %s and redis-server %s; logs in %s", len(c.nodes), c.schema, c.redisAt, dir)
 	return c, nil
 }
@@ -190,7 +215,11 @@ func (c *cluster) startNode(ctx context.Context, i int, demo bool) error {
 		n.log = f
 	}
 	cmd := exec.Command(c.bin, "serve")
-	cmd.Env = append(c.env, "PATIENTPASS_ADDR="+n.addr, "PATIENTPASS_NODE="+n.name, "PATIENTPASS_DEMO="+strconv.FormatBool(demo))
+	// Each node's public URL is its own address, as it would be behind
+	// DNS names of their own: a node trusts only its own origin.
+	cmd.Env = append(slices.Clip(c.env), "PATIENTPASS_ADDR="+n.addr, "PATIENTPASS_PUBLIC_URL="+n.url(),
+		"PATIENTPASS_METRICS_ADDR="+n.metricsAddr,
+		"PATIENTPASS_NODE="+n.name, "PATIENTPASS_DEMO="+strconv.FormatBool(demo))
 	cmd.Stdout, cmd.Stderr = n.log, n.log
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start node %s: %w", n.name, err)

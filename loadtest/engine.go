@@ -45,6 +45,8 @@ type run struct {
 	posts   postLog
 
 	delivery, acks, connects, resumes histogram
+	requests                          histogram    // registrations: send to whole answer
+	answered                          atomic.Int64 // registrations answered or failed
 	inFlight                          sync.WaitGroup
 	slots                             chan struct{}
 	postErrors, retries, behind       atomic.Int64
@@ -151,9 +153,10 @@ type clientSpec struct {
 }
 
 func (r *run) spec(i int) clientSpec {
+	n := i % len(r.cfg.URLs)
 	return clientSpec{
-		URL: r.cfg.URLs[i%len(r.cfg.URLs)], Origin: r.cfg.Origin,
-		Cookies: r.fx.users[i%len(r.fx.users)].cookies(), Topic: r.clients[i].room.topic,
+		URL: r.cfg.URLs[n], Origin: r.cfg.Origins[n],
+		Cookies: r.fx.session(i).cookies(), Topic: r.clients[i].room.topic,
 	}
 }
 
@@ -478,6 +481,10 @@ func (r *run) progress(ctx context.Context) func() {
 			case <-ctx.Done():
 				return
 			case <-tick.C:
+			}
+			if r.cfg.Scenario == "registrations" {
+				r.logf("%4.0fs  registrations answered %d/%d", time.Since(start).Seconds(), r.answered.Load(), r.cfg.Clients)
+				continue
 			}
 			acked := r.acks.count()
 			rate := float64(acked-lastAcked) / r.cfg.Progress.Seconds()

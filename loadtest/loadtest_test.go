@@ -4,6 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -226,14 +231,263 @@ func TestFlagsNameWhatIsWrong(t *testing.T) {
 		{[]string{"-url", "http://a", "-clients", "5", "-rooms", "6"}, "-rooms"},
 		{[]string{"-url", "http://a", "-rate", "-1"}, "-rate"},
 		{[]string{"-url", "http://a", "-nodes", "2"}, "exclude"},
+		{[]string{"-nodes", "1", "-origin", "http://a"}, "-origin"},
+		{[]string{"-url", "http://a", "-url", "http://b", "-url", "http://c", "-origin", "http://a", "-origin", "http://b"}, "-origin"},
+		{[]string{"-url", "http://a", "-origin", "a.example"}, "-origin"},
 	} {
 		_, err := parseFlags(tc.args, &bytes.Buffer{}, env)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: error %v; want one naming %s", tc.args, err, tc.want)
 		}
 	}
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"-url", "http://a:8080/", "-url", "https://b.example/app"}, []string{"http://a:8080", "https://b.example"}},
+		{[]string{"-url", "http://10.0.0.1:8080", "-url", "http://10.0.0.2:8080", "-origin", "https://pp.example"}, []string{"https://pp.example", "https://pp.example"}},
+		{[]string{"-url", "http://a", "-url", "http://b", "-origin", "https://a.example", "-origin", "https://b.example"}, []string{"https://a.example", "https://b.example"}},
+	} {
+		cfg, err := parseFlags(tc.args, &bytes.Buffer{}, env)
+		if err != nil || strings.Join(cfg.Origins, " ") != strings.Join(tc.want, " ") {
+			t.Errorf("%v: origins %v, %v; want %v", tc.args, cfg.Origins, err, tc.want)
+		}
+	}
 	_, err := parseFlags([]string{"-url", "http://a"}, &bytes.Buffer{}, func(string) string { return "" })
 	if err == nil || !strings.Contains(err.Error(), "PATIENTPASS_DEMO_PASSWORD") {
 		t.Errorf("without the demo password: %v", err)
+	}
+	// Registrations are anonymous: no demo logins, and -rooms does not apply.
+	if _, err := parseFlags([]string{"-url", "http://a", "-scenario", "registrations", "-clients", "5"}, &bytes.Buffer{}, func(string) string { return "" }); err != nil {
+		t.Errorf("registrations without the demo password: %v", err)
+	}
+}
+
+// -h is a request, not a mistake: the usage goes to stdout and the exit
+// status is 0; a flag that does not exist is still a usage error.
+func TestHelpExitsZeroAndBadFlagsTwo(t *testing.T) {
+	for _, arg := range []string{"-h", "-help", "--help"} {
+		var stdout, stderr bytes.Buffer
+		code := command(context.Background(), []string{arg}, strings.NewReader(""), &stdout, &stderr)
+		if code != exitPass {
+			t.Errorf("%s: exit %d; want %d (stderr %q)", arg, code, exitPass, stderr.String())
+		}
+		if !strings.Contains(stdout.String(), "Usage:") || !strings.Contains(stdout.String(), "-scenario") {
+			t.Errorf("%s: stdout does not hold the usage:\n%s", arg, stdout.String())
+		}
+	}
+	for _, args := range [][]string{{"-no-such-flag"}, {"-clients", "many"}, {"-url", "http://a", "-clients", "0"}} {
+		var stdout, stderr bytes.Buffer
+		code := command(context.Background(), args, strings.NewReader(""), &stdout, &stderr)
+		if code != exitError {
+			t.Errorf("%v: exit %d; want %d", args, code, exitError)
+		}
+		if !strings.Contains(stderr.String(), "Usage:") {
+			t.Errorf("%v: no usage on stderr:\n%s", args, stderr.String())
+		}
+	}
+}
+
+// Nodes with public URLs of their own each trust only their own origin, so
+// against -url A -url B every request and WebSocket to B must carry B's
+// Origin. The nodes are started by the tool's own cluster code, which gives
+// each its own PATIENTPASS_PUBLIC_URL; the run is then made against them as
+// running nodes.
+func TestEachNodeGetsItsOwnOrigin(t *testing.T) {
+	needServices(t)
+	cfg := config{Nodes: 2, DatabaseURL: testDatabase(), Bin: nodeBinary(t)}
+	cl, err := startCluster(context.Background(), &cfg, "origin"+randomDigits(6), t.Logf)
+	if cl != nil {
+		t.Cleanup(cl.close)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := cfg.URLs[0], cfg.URLs[1]
+	if cfg.Origins[0] != a || cfg.Origins[1] != b {
+		t.Fatalf("started nodes' origins %v; want their own addresses %v", cfg.Origins, cfg.URLs)
+	}
+	ctx := context.Background()
+
+	// B refuses a login carrying A's origin: without this the test could
+	// not tell a node that checks from one that does not.
+	var ae *apiError
+	err = newBrowser(b, a).login(ctx, "referrer@demo.test", cfg.Password, "")
+	if !errors.As(err, &ae) || ae.Status != http.StatusForbidden {
+		t.Fatalf("login to node B with node A's origin: %v; want 403", err)
+	}
+	for _, u := range cfg.URLs {
+		if err := newBrowser(u, u).login(ctx, "referrer@demo.test", cfg.Password, ""); err != nil {
+			t.Fatalf("login to %s with its own origin: %v", u, err)
+		}
+	}
+
+	t.Setenv("PATIENTPASS_DEMO_PASSWORD", cfg.Password)
+	t.Setenv("PATIENTPASS_DEMO_TOTP_SECRET", cfg.TOTPSecret)
+	var stdout, stderr bytes.Buffer
+	code := command(ctx, []string{"-url", a, "-url", b, "-clients", "8", "-rooms", "2", "-users", "4",
+		"-rate", "20", "-duration", "2s", "-json", "-progress", "0"}, strings.NewReader(""), &stdout, &stderr)
+	out := stdout.String() + stderr.String()
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	var res result
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
+		t.Fatalf("no JSON result: %v\n%s", err, out)
+	}
+	if code != exitPass || !res.Pass || res.Nodes != 2 {
+		t.Fatalf("fanout over -url A -url B: exit %d, %d nodes:\n%s", code, res.Nodes, out)
+	}
+	checkEverythingArrived(t, res, out)
+}
+
+// The resident memory is read under the standard process collector's name
+// and under the name nodes used before; a node whose public listener no
+// longer serves /metrics reports nothing there rather than a wrong figure.
+func TestServerMemoryFromEitherMetricName(t *testing.T) {
+	for _, tc := range []struct {
+		name, text string
+		want       int64
+		ok         bool
+	}{
+		{"client_golang", "# HELP process_resident_memory_bytes Resident memory size in bytes.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes 3.3456128e+07\n", 33456128, true},
+		{"before", "patientpass_ws_connections 3\npatientpass_process_resident_memory_bytes 41234432\n", 41234432, true},
+		{"both", "patientpass_process_resident_memory_bytes 1\nprocess_resident_memory_bytes 2\n", 2, true},
+		{"neither", "patientpass_ws_connections 3\nprocess_virtual_memory_bytes 9e+08\n", 0, false},
+	} {
+		got, ok := parseMetric(tc.text, residentMemoryMetrics...)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("%s: %d, %v; want %d, %v", tc.name, got, ok, tc.want, tc.ok)
+		}
+	}
+
+	metrics := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/metrics" {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprintln(w, "process_resident_memory_bytes 5.24288e+07")
+	}))
+	defer metrics.Close()
+	public := httptest.NewServer(http.NotFoundHandler()) // /metrics has moved off it
+	defer public.Close()
+	env := func(k string) string {
+		return map[string]string{"PATIENTPASS_DEMO_PASSWORD": "pw", "PATIENTPASS_DEMO_TOTP_SECRET": "s"}[k]
+	}
+	ctx := context.Background()
+	cfg, err := parseFlags([]string{"-url", public.URL, "-metrics-url", metrics.URL}, &bytes.Buffer{}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := metrics.URL + "/metrics"; len(cfg.MetricsURLs) != 1 || cfg.MetricsURLs[0] != want {
+		t.Fatalf("metrics URLs %v; want [%s]", cfg.MetricsURLs, want)
+	}
+	if rss := newRun(cfg, io.Discard, io.Discard).serverRSS(ctx); rss != 52428800 {
+		t.Errorf("with -metrics-url: server RSS %d; want 52428800", rss)
+	}
+	cfg, _ = parseFlags([]string{"-url", public.URL}, &bytes.Buffer{}, env)
+	if rss := newRun(cfg, io.Discard, io.Discard).serverRSS(ctx); rss != 0 {
+		t.Errorf("without -metrics-url, from a public listener that 404s /metrics: %d; want 0 (unknown)", rss)
+	}
+	cfg, _ = parseFlags([]string{"-url", metrics.URL}, &bytes.Buffer{}, env)
+	if rss := newRun(cfg, io.Discard, io.Discard).serverRSS(ctx); rss != 52428800 {
+		t.Errorf("without -metrics-url, from a public listener serving /metrics: %d; want 52428800", rss)
+	}
+	for _, args := range [][]string{
+		{"-url", "http://a", "-url", "http://b", "-metrics-url", "http://a:9090"},
+		{"-nodes", "1", "-metrics-url", "http://a:9090"},
+		{"-url", "http://a", "-metrics-url", "a:9090"},
+	} {
+		if _, err := parseFlags(args, &bytes.Buffer{}, env); err == nil || !strings.Contains(err.Error(), "-metrics-url") {
+			t.Errorf("%v: error %v; want one naming -metrics-url", args, err)
+		}
+	}
+}
+
+// The registrations scenario sends valid bodies with each node's Origin,
+// counts every answer by status without retrying, and fails on a 500.
+func TestRegistrationsCountsAnswersByStatus(t *testing.T) {
+	var mu sync.Mutex
+	var received []map[string]string
+	answers := []int{201, 201, 429, 503, 500, 409} // by arrival, repeated
+	node := func(name string) *httptest.Server {
+		var srv *httptest.Server
+		srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/metrics" {
+				fmt.Fprintln(w, "process_resident_memory_bytes 1e+07")
+				return
+			}
+			var body map[string]string
+			err := json.NewDecoder(r.Body).Decode(&body)
+			if r.Method != "POST" || r.URL.Path != "/api/register" || err != nil ||
+				r.Header.Get("Content-Type") != "application/json" || r.Header.Get("Origin") != srv.URL {
+				t.Errorf("%s: %s %s, Content-Type %q, Origin %q (want %q), body error %v", name, r.Method, r.URL.Path,
+					r.Header.Get("Content-Type"), r.Header.Get("Origin"), srv.URL, err)
+				w.WriteHeader(http.StatusBadRequest)
+				return
+			}
+			mu.Lock()
+			received = append(received, body)
+			status := answers[(len(received)-1)%len(answers)]
+			mu.Unlock()
+			if status == 429 || status == 503 {
+				w.Header().Set("Retry-After", "7")
+			}
+			w.WriteHeader(status)
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	a, b := node("A"), node("B")
+	var stdout, stderr bytes.Buffer
+	code := command(context.Background(), []string{"-url", a.URL, "-url", b.URL, "-scenario", "registrations",
+		"-clients", "12", "-json", "-progress", "0"}, strings.NewReader(""), &stdout, &stderr)
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	var res result
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil || res.RegistrationFigures == nil {
+		t.Fatalf("no registrations JSON result (%v):\n%s\n%s", err, stdout.String(), stderr.String())
+	}
+	if code != exitFailed || res.Pass {
+		t.Errorf("exit %d, pass %v with 500s among the answers; want %d, false", code, res.Pass, exitFailed)
+	}
+	want := map[string]int64{"201": 4, "429": 2, "503": 2, "500": 2, "other": 2}
+	for k, n := range want {
+		if res.Statuses[k] != n {
+			t.Errorf("statuses %v; want %v", res.Statuses, want)
+			break
+		}
+	}
+	if res.Server500 != 2 || res.OtherStatuses["409"] != 2 || res.RetryAfterMaxS != 7 || res.TransportErrors != 0 {
+		t.Errorf("server_500 %d, other %v, retry-after %d, transport errors %d; want 2, 409:2, 7, 0",
+			res.Server500, res.OtherStatuses, res.RetryAfterMaxS, res.TransportErrors)
+	}
+	if res.P50 <= 0 || res.P99 < res.P50 || res.IdleRSS != 2e7 || res.PeakRSS != 2e7 {
+		t.Errorf("p50 %v p99 %v, idle RSS %d, peak %d; want latencies and 20000000 from the two nodes' metrics",
+			res.P50, res.P99, res.IdleRSS, res.PeakRSS)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(received) != 12 {
+		t.Fatalf("the nodes received %d registrations; want 12 (nothing retried)", len(received))
+	}
+	emails, numbers := map[string]bool{}, map[string]bool{}
+	for _, body := range received {
+		if body["professional_body"] != "GMC" || len(body["registration_number"]) != 7 || body["organisation"] != "RJR" ||
+			body["role"] != "clinician" || len(body["password"]) < 12 || body["name"] == "" {
+			t.Errorf("registration body %v is not a valid clinician registration", body)
+		}
+		emails[body["email"]], numbers[body["registration_number"]] = true, true
+	}
+	if len(emails) != 12 || len(numbers) != 12 {
+		t.Errorf("%d distinct emails and %d distinct GMC numbers over 12 registrations; want 12 of each", len(emails), len(numbers))
+	}
+}
+
+// Against a real node every valid registration is created.
+func TestShortRegistrationsAreCreated(t *testing.T) {
+	code, res, out := shortRun(t, "-scenario", "registrations", "-nodes", "1", "-clients", "6")
+	if code != exitPass || !res.Pass || res.RegistrationFigures == nil || res.Statuses["201"] != 6 {
+		t.Fatalf("registrations exit %d; output:\n%s", code, out)
+	}
+	if res.IdleRSS <= 0 || res.PeakRSS < res.IdleRSS {
+		t.Fatalf("idle RSS %d, peak %d; want both from the started node's /proc:\n%s", res.IdleRSS, res.PeakRSS, out)
 	}
 }

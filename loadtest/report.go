@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"math/bits"
 	"strings"
@@ -67,13 +68,17 @@ type result struct {
 	ResumeP99  float64 `json:"resume_p99_ms,omitempty"`
 	ResumeMax  float64 `json:"resume_max_ms,omitempty"`
 
-	// Server memory, summed over the nodes, from their /metrics.
+	// Server memory, summed over the nodes, from their metrics or /proc.
 	ServerRSSBefore  int64   `json:"server_rss_before_bytes,omitempty"`
 	ServerRSSHalf    int64   `json:"server_rss_half_bytes,omitempty"` // idle: with half the clients
 	ServerRSSAfter   int64   `json:"server_rss_after_bytes,omitempty"`
 	ServerRSSPerConn int64   `json:"server_rss_per_conn_bytes,omitempty"`
 	RSSSamples       []int64 `json:"rss_samples_bytes,omitempty"`
 	Workers          int     `json:"workers,omitempty"`
+
+	// The registrations scenario's figures; nil (and absent from the JSON)
+	// in the others.
+	*RegistrationFigures
 
 	Faults   []string `json:"faults,omitempty"`
 	Failures []string `json:"failures"`
@@ -84,6 +89,10 @@ type result struct {
 func (r *run) report() {
 	res := &r.res
 	res.P50, res.P90, res.P99, res.P999, res.Max = r.delivery.summary()
+	if res.RegistrationFigures != nil {
+		// No deliveries here: the latency figures are the requests'.
+		res.P50, res.P90, res.P99, res.P999, res.Max = r.requests.summary()
+	}
 	res.AckP50, res.AckP90, res.AckP99, res.AckP999, res.AckMax = r.acks.summary()
 	res.ConnectP50, _, res.ConnectP99, _, res.ConnectMax = r.connects.summary()
 	if n := r.resumes.count(); n > 0 {
@@ -104,6 +113,45 @@ func (r *run) report() {
 	res.Pass = len(res.Failures) == 0
 
 	w := r.out
+	if res.RegistrationFigures != nil {
+		r.reportRegistrations(w)
+	} else {
+		r.reportDeliveries(w)
+	}
+	if res.Pass {
+		fmt.Fprintln(w, "  PASS")
+	} else {
+		fmt.Fprintf(w, "  FAIL: %s\n", strings.Join(res.Failures, "; "))
+	}
+	if r.cfg.JSON {
+		buf, _ := json.Marshal(res)
+		fmt.Fprintln(w, string(buf))
+	}
+}
+
+// reportRegistrations prints the registrations scenario's figures.
+func (r *run) reportRegistrations(w io.Writer) {
+	res, fig := &r.res, r.res.RegistrationFigures
+	fmt.Fprintf(w, "\nloadtest %s — scenario registrations, %d node(s), %d registrations at once (organisation %s)\n",
+		r.id, res.Nodes, fig.Requests, r.cfg.Organisation)
+	fmt.Fprintf(w, "  answers      201 %d, 429 %d, 503 %d, 500 %d, other %d", fig.Statuses["201"], fig.Statuses["429"],
+		fig.Statuses["503"], fig.Statuses["500"], fig.Statuses["other"])
+	if len(fig.OtherStatuses) > 0 {
+		fmt.Fprintf(w, " %v", fig.OtherStatuses)
+	}
+	fmt.Fprintf(w, "; no answer %d; in %.1fs\n", fig.TransportErrors, fig.StormS)
+	if fig.RetryAfterMaxS > 0 {
+		fmt.Fprintf(w, "  retry-after  up to %ds (not retried)\n", fig.RetryAfterMaxS)
+	}
+	fmt.Fprintf(w, "  latency      p50 %.1fms p90 %.1fms p99 %.1fms max %.1fms\n", res.P50, res.P90, res.P99, res.Max)
+	if fig.PeakRSS > 0 {
+		fmt.Fprintf(w, "  server RSS   %s before, peak %s (%s)\n", mib(fig.IdleRSS), mib(fig.PeakRSS), fig.PeakRSSSource)
+	}
+}
+
+// reportDeliveries prints the figures of the scenarios that post and deliver.
+func (r *run) reportDeliveries(w io.Writer) {
+	res := &r.res
 	load := fmt.Sprintf("%g msg/s for %s", res.TargetRate, r.cfg.Duration)
 	if res.Scenario == "idle" {
 		load = "held for " + r.cfg.Duration.String()
@@ -139,15 +187,6 @@ func (r *run) report() {
 	}
 	for _, f := range res.Faults {
 		fmt.Fprintf(w, "  fault        %s\n", f)
-	}
-	if res.Pass {
-		fmt.Fprintln(w, "  PASS")
-	} else {
-		fmt.Fprintf(w, "  FAIL: %s\n", strings.Join(res.Failures, "; "))
-	}
-	if r.cfg.JSON {
-		buf, _ := json.Marshal(res)
-		fmt.Fprintln(w, string(buf))
 	}
 }
 

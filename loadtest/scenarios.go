@@ -187,21 +187,41 @@ func chaos(ctx context.Context, r *run) error {
 	return r.finish(ctx)
 }
 
-// serverRSS sums the nodes' resident memory, from their /metrics or, for
+// serverRSS sums the nodes' resident memory, from their metrics or, for
 // nodes loadtest started, from /proc; 0 when it cannot be read.
 func (r *run) serverRSS(ctx context.Context) int64 {
 	var sum int64
-	for i, u := range r.cfg.URLs {
-		rss, ok := serverMemory(ctx, u)
-		if !ok && r.cluster != nil {
-			rss, ok = r.cluster.nodes[i].rss()
-		}
+	for i := range r.cfg.URLs {
+		rss, ok := r.nodeRSS(ctx, i)
 		if !ok {
 			return 0
 		}
 		sum += rss
 	}
 	return sum
+}
+
+// nodeRSS is node i's resident memory: from the metrics endpoint it was
+// given or chose (or, for running nodes given none, the public URL's
+// /metrics, where nodes served their metrics before they had a listener of
+// their own), else from /proc for a node loadtest started.
+func (r *run) nodeRSS(ctx context.Context, i int) (int64, bool) {
+	endpoint := ""
+	switch {
+	case i < len(r.cfg.MetricsURLs) && r.cfg.MetricsURLs[i] != "":
+		endpoint = r.cfg.MetricsURLs[i]
+	case r.cluster == nil:
+		endpoint = r.cfg.URLs[i] + "/metrics"
+	}
+	if endpoint != "" {
+		if rss, ok := serverMemory(ctx, endpoint); ok {
+			return rss, true
+		}
+	}
+	if r.cluster != nil {
+		return r.cluster.nodes[i].rss()
+	}
+	return 0, false
 }
 
 // sampleMemory reads the nodes' memory every interval until the returned
