@@ -233,9 +233,28 @@ func TestRegisterRefusesBadFieldsAndStoresNothing(t *testing.T) {
 		if err != nil || len(us) != 0 {
 			t.Fatalf("users after refused registrations: %d, %v", len(us), err)
 		}
-		// The good form works, and the same email twice is a conflict.
-		wantStatus(t, "register", c.do("POST", "/api/register", registration("ok@nhs.net")), 201)
-		wantError(t, "register again", c.do("POST", "/api/register", registration("OK@nhs.net")), 409, "conflict", "email")
+		// The good form works. The same email again is answered exactly as
+		// a new one, so registration tells nobody which emails have
+		// accounts; nothing is created, and the attempt is audited.
+		first := c.do("POST", "/api/register", registration("ok@nhs.net"))
+		wantStatus(t, "register", first, 201)
+		again := c.do("POST", "/api/register", registration("OK@nhs.net"))
+		wantStatus(t, "register again", again, 201)
+		if again.body["id"] == first.body["id"] || again.body["status"] != "pending" || len(again.body) != len(first.body) {
+			t.Fatalf("register again = %s; want a pending answer shaped like the first (%s) with another id", again.raw, first.raw)
+		}
+		if us, _ := e.store.Users(context.Background(), rooms.UserFilter{}); len(us) != 1 {
+			t.Fatalf("%d accounts after registering one email twice; want 1", len(us))
+		}
+		dups := 0
+		for _, a := range e.audit(rooms.AuditFilter{Event: "user.register"}) {
+			if a.Detail == "duplicate_email" {
+				dups++
+			}
+		}
+		if dups != 1 {
+			t.Errorf("%d duplicate_email registration entries; want the duplicate audited once", dups)
+		}
 		ok := registration("nurse@nhs.net")
 		ok["professional_body"], ok["registration_number"] = "NMC", "12A3456B"
 		wantStatus(t, "register nurse", c.do("POST", "/api/register", ok), 201)
@@ -528,7 +547,7 @@ func TestAdminOnlyRoutesRefuseOthers(t *testing.T) {
 		wantError(t, "clinician lists users", c.do("GET", "/api/admin/users", nil), 403, "forbidden", "")
 		_, admin, _ := e.enrolledAdmin("RJR")
 		wantError(t, "bad status filter", admin.do("GET", "/api/admin/users?status=deleted", nil), 400, "invalid", "status")
-		wantError(t, "approve unknown user", admin.do("POST", "/api/admin/users/nope/approve", nil), 404, "not_found", "")
+		wantError(t, "approve unknown user", admin.do("POST", "/api/admin/users/"+rooms.NewID()+"/approve", nil), 404, "not_found", "")
 	})
 }
 
@@ -619,7 +638,7 @@ func TestCookieFlagsOverHTTP(t *testing.T) {
 func TestCookieFlagsAndHSTSOverHTTPS(t *testing.T) {
 	t.Parallel()
 	eachStore(t, func(t *testing.T, e0 *env) {
-		e := newEnvWith(t, e0.store, func(c *hub.Config) { c.PublicURL = "https://pp.example.nhs.uk" })
+		e := newEnvWith(t, e0.store, func(c *envConfig) { c.PublicURL = "https://pp.example.nhs.uk" })
 		u := e.user("RJR", rooms.UserActive, rooms.RoleClinician)
 		h := e.srv.Config.Handler
 
@@ -733,7 +752,7 @@ func TestNewServerRefusesWeakSessionKeys(t *testing.T) {
 			"31-byte key":     {make([]byte, 31)},
 			"one short older": {make([]byte, 32), make([]byte, 16)},
 		} {
-			if _, err := hub.NewServer(hub.Config{Service: e.svc, SessionKeys: keys}); err == nil {
+			if _, err := hub.NewServer(e.withKeys(keys)); err == nil {
 				t.Errorf("%s: NewServer accepted the keys", name)
 			}
 		}
@@ -751,7 +770,7 @@ func TestSessionKeysRotate(t *testing.T) {
 		u := e.user("RJR", rooms.UserActive, rooms.RoleClinician)
 		cookie := e.login(u.Email).cookieValue()
 		get := func(keys ...[]byte) int {
-			s, err := hub.NewServer(hub.Config{Service: e.svc, PublicURL: e.base, SessionKeys: keys})
+			s, err := hub.NewServer(e.withKeys(keys))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -14,9 +14,10 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
-	"patientpass/hub"
+	"patientpass/hub/broker"
+	"patientpass/hub/broker/redisbroker"
+	"patientpass/hub/broker/redisbroker/redistest"
 	wsclient "patientpass/hub/client"
-	"patientpass/hub/redistest"
 	"patientpass/hub/wire"
 	"patientpass/persistence/postgres"
 	"patientpass/persistence/postgres/pgtest"
@@ -46,10 +47,10 @@ func newCluster(t *testing.T, n int, rdb *redis.Client) *cluster {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = store.Close() })
-		cl.nodes = append(cl.nodes, newEnvWith(t, store, func(c *hub.Config) {
+		cl.nodes = append(cl.nodes, newEnvWith(t, store, func(c *envConfig) {
 			c.PublicURL = clusterOrigin
-			c.Broker = func(h hub.BrokerHandler) (hub.Broker, error) {
-				return hub.NewRedisBroker(context.Background(), rdb, prefix, h, zerolog.New(io.Discard))
+			c.broker = func(h broker.Handler) (broker.Broker, error) {
+				return redisbroker.New(context.Background(), rdb, prefix, h, zerolog.New(io.Discard))
 			}
 		}))
 	}
@@ -275,7 +276,7 @@ func TestClusterSurvivesKilledPubSubConnections(t *testing.T) {
 		ctx := context.Background()
 		for range 30 {
 			for _, n := range cl.nodes {
-				if id := clientIDNamed(t, ctx, rdb, n.hub.Broker().(*hub.RedisBroker).ClientName()); id != "" {
+				if id := redistest.ClientIDNamed(t, ctx, rdb, n.rt.Broker().(*redisbroker.Broker).ClientName()); id != "" {
 					_ = rdb.ClientKillByFilter(ctx, "ID", id).Err()
 				}
 			}

@@ -17,7 +17,10 @@ import (
 	"github.com/rs/zerolog"
 
 	"patientpass/hub"
+	"patientpass/hub/broker"
+	"patientpass/hub/metrics"
 	"patientpass/hub/password"
+	"patientpass/hub/realtime"
 	"patientpass/persistence/postgres"
 	"patientpass/persistence/postgres/pgtest"
 	"patientpass/persistence/sqlite"
@@ -37,14 +40,18 @@ var testPasswordHash = func() string {
 
 // env is a real server on 127.0.0.1 over a real store, with a manual clock.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *httptest.Server
 	hub   *hub.Server
 	svc   *rooms.Service
 	store rooms.Store
-	clock *rooms.ManualClock
-	base  string
-	n     atomic.Int64
+	rt    *realtime.Hub
+	// metrics are the node's instruments, read by tests as a scrape would.
+	metrics *metrics.Metrics
+	cfg     hub.Config // what the server was built from
+	clock   *rooms.ManualClock
+	base    string
+	n       atomic.Int64
 }
 
 // eachStore runs fn against a server over the embedded store and one over
@@ -66,7 +73,7 @@ func eachStore(t *testing.T, fn func(t *testing.T, e *env)) {
 }
 
 // openEmbedded opens a fresh embedded store for one test.
-func openEmbedded(t *testing.T) rooms.Store {
+func openEmbedded(t testing.TB) rooms.Store {
 	t.Helper()
 	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "pp.db"))
 	if err != nil {
@@ -79,17 +86,44 @@ func openEmbedded(t *testing.T) rooms.Store {
 // start is Monday 23 November 2026, 09:00 London.
 var start = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
 
-func newEnv(t *testing.T, store rooms.Store) *env {
+func newEnv(t testing.TB, store rooms.Store) *env {
 	t.Helper()
-	return newEnvWith(t, store, func(*hub.Config) {})
+	return newEnvWith(t, store, func(*envConfig) {})
+}
+
+// envConfig is what a test may adjust: the server's configuration (its
+// service, store, hub and metrics are the harness's), the broker and the
+// real-time hub's tuning.
+type envConfig struct {
+	hub.Config
+	broker   func(broker.Handler) (broker.Broker, error)
+	realtime realtime.Config
 }
 
 // newEnvWith starts a server, letting the test adjust its configuration.
-func newEnvWith(t *testing.T, store rooms.Store, adjust func(*hub.Config)) *env {
+// It wires the parts as cmd/patientpass does: the real-time hub is the
+// service's publisher and carries the referral feed.
+func newEnvWith(t testing.TB, store rooms.Store, adjust func(*envConfig)) *env {
 	t.Helper()
 	ctx := context.Background()
-	e := &env{t: t, store: store, clock: rooms.NewManualClock(start)}
-	e.svc = rooms.NewService(rooms.Config{Store: store, Clock: e.clock, Node: "test"})
+	e := &env{t: t, store: store, clock: rooms.NewManualClock(start), metrics: metrics.New()}
+	e.srv = httptest.NewUnstartedServer(nil)
+	e.srv.Start()
+	t.Cleanup(e.srv.Close)
+	e.base = e.srv.URL
+	cfg := envConfig{Config: hub.Config{
+		Store: store, Metrics: e.metrics, Logger: zerolog.New(io.Discard), PublicURL: e.base,
+		SessionKeys: [][]byte{bytes.Repeat([]byte{7}, 32)},
+	}, realtime: realtime.Config{Node: "test"}}
+	adjust(&cfg)
+	rt, err := realtime.New(cfg.realtime, cfg.Logger, e.metrics, cfg.broker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.rt = rt
+	e.svc = rooms.NewService(rooms.Config{Store: store, Clock: e.clock, Node: "test", Publisher: rt})
+	rt.AddFeed(realtime.ReferralFeed{Service: e.svc})
+	cfg.Service, cfg.Realtime = e.svc, rt
 	for _, o := range []rooms.Organisation{{ODS: "RET", Name: "The Walton Centre"}, {ODS: "RJR", Name: "Countess of Chester"}, {ODS: "RBL", Name: "Wirral"}} {
 		if err := e.svc.PutOrganisation(ctx, rooms.System, o); err != nil {
 			t.Fatal(err)
@@ -98,20 +132,16 @@ func newEnvWith(t *testing.T, store rooms.Store, adjust func(*hub.Config)) *env 
 	if err := e.svc.PutPathway(ctx, rooms.System, rooms.MSCC("RET")); err != nil {
 		t.Fatal(err)
 	}
-	e.srv = httptest.NewUnstartedServer(nil)
-	e.srv.Start()
-	t.Cleanup(e.srv.Close)
-	e.base = e.srv.URL
-	cfg := hub.Config{
-		Service: e.svc, Logger: zerolog.New(io.Discard), PublicURL: e.base,
-		SessionKeys: [][]byte{bytes.Repeat([]byte{7}, 32)},
-	}
-	adjust(&cfg)
-	h, err := hub.NewServer(cfg)
+	e.cfg = cfg.Config
+	h, err := hub.NewServer(cfg.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.srv.Config.Handler = h.Handler()
+	// The public listener's timeouts, as a node serves them.
+	hs := h.HTTPServer()
+	e.srv.Config.Handler = hs.Handler
+	e.srv.Config.ReadHeaderTimeout, e.srv.Config.ReadTimeout = hs.ReadHeaderTimeout, hs.ReadTimeout
+	e.srv.Config.WriteTimeout, e.srv.Config.IdleTimeout = hs.WriteTimeout, hs.IdleTimeout
 	e.hub = h
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -121,6 +151,13 @@ func newEnvWith(t *testing.T, store rooms.Store, adjust func(*hub.Config)) *env 
 		}
 	})
 	return e
+}
+
+// withKeys is the server's configuration with other session keys.
+func (e *env) withKeys(keys [][]byte) hub.Config {
+	c := e.cfg
+	c.SessionKeys = keys
+	return c
 }
 
 // user creates an account directly through the service.

@@ -3,6 +3,7 @@ package hub
 import (
 	"net/http"
 
+	"patientpass/hub/httpjson"
 	"patientpass/rooms"
 )
 
@@ -20,7 +21,7 @@ func (s *Server) secure(h http.Handler) http.Handler {
 	cop := http.NewCrossOriginProtection()
 	// The public URL is trusted explicitly: behind a proxy the Host the
 	// server sees may differ from the origin browsers use.
-	origin := s.public.Scheme + "://" + s.public.Host
+	origin := s.origin()
 	if err := cop.AddTrustedOrigin(origin); err != nil {
 		// NewServer has validated the URL; this cannot happen.
 		panic("trust public origin " + origin + ": " + err.Error())
@@ -28,9 +29,17 @@ func (s *Server) secure(h http.Handler) http.Handler {
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Client misbehaviour, or an attack on a user's browser: worth
 		// knowing about, not an error of ours.
-		s.log.Info().Str("method", r.Method).Str("path", r.URL.Path).Str("client", clientAddr(r)).
-			Str("origin", r.Header.Get("Origin")).Msg("cross-origin request refused")
-		writeError(w, rooms.Forbidden("this request came from another website and was refused; use Patient Pass directly"))
+		s.log.Info().Str("method", r.Method).Str("path", httpjson.Printable(r.URL.Path, 200)).Str("client", httpjson.ClientAddr(r)).
+			Msg("cross-origin request refused")
+		// Audited against the user whose cookie came with it, if any:
+		// that is what a cross-site request forgery looks like.
+		c, ok := s.auth.Identify(r)
+		if !ok {
+			c = rooms.Caller{ClientAddr: httpjson.ClientAddr(r)}
+		}
+		_ = s.svc.AuditCaller(r.Context(), c, rooms.ActionExecute, "http.request", nil, rooms.OutcomeDenied,
+			"cross_origin origin="+httpjson.Printable(r.Header.Get("Origin"), 200)+" method="+httpjson.Printable(r.Method, 16))
+		httpjson.Error(w, rooms.Forbidden("this request came from another website and was refused; use Patient Pass directly"))
 	}))
 	protected := cop.Handler(h)
 	hsts := s.public.Scheme == "https"
@@ -46,6 +55,9 @@ func (s *Server) secure(h http.Handler) http.Handler {
 			// from a development server would be misleading.
 			hd.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
 		}
-		protected.ServeHTTP(w, r)
+		// No route takes a body larger than a JSON request may be.
+		r.Body = http.MaxBytesReader(w, r.Body, httpjson.MaxBody)
+		// Handlers log through the request's context (httpjson.Fail).
+		protected.ServeHTTP(w, r.WithContext(s.log.WithContext(r.Context())))
 	})
 }

@@ -1,7 +1,15 @@
-// Package hub is the front door of Patient Pass: HTTP routes, accounts and
-// sessions, the referral API, readiness and metrics, the WebSocket endpoint
-// with its topics, send queues and presence, and the brokers that fan events
-// out across nodes.
+// Package hub is the front door of Patient Pass: it composes the HTTP
+// routes of its sub-packages (auth, api, ws) behind the security headers,
+// cross-origin protection, request metrics and request logger, and serves
+// health and readiness. The parts live in their own packages:
+//
+//	auth      registration, login, TOTP, sessions, throttling, password hashing bound
+//	api       the REST resources, one file each
+//	ws        the WebSocket transport: upgrade, connection, send queue, rate limits, frames
+//	realtime  topics through feeds, ordering and gap repair, presence, broker wake-ups
+//	broker    the broker interface and the in-process broker (redisbroker: Redis)
+//	metrics   Prometheus instruments, served on a listener of their own
+//	httpjson  JSON requests and responses, the error shape
 package hub
 
 import (
@@ -14,6 +22,13 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"patientpass/hub/api"
+	"patientpass/hub/auth"
+	"patientpass/hub/httpjson"
+	"patientpass/hub/metrics"
+	"patientpass/hub/password"
+	"patientpass/hub/realtime"
+	"patientpass/hub/ws"
 	"patientpass/rooms"
 )
 
@@ -28,40 +43,44 @@ type Check struct {
 	Pinger Pinger
 }
 
-// Config configures a Server.
+// Config configures a Server. The caller (cmd) builds the parts and hands
+// them in: the service, its store's session side, and the real-time hub
+// that is the service's publisher.
 type Config struct {
 	Service *rooms.Service
-	Logger  zerolog.Logger
+	// Store keeps sessions, throttled attempts and second factors.
+	Store auth.Store
+	// Realtime is the node's real-time hub, with its feeds added.
+	Realtime *realtime.Hub
+	Metrics  *metrics.Metrics
+	Logger   zerolog.Logger
 	// PublicURL is the origin browsers use; https turns on Secure cookies
 	// with the __Host- prefix, and HSTS.
 	PublicURL string
 	// SessionKeys sign session cookies, newest first; older keys still
 	// verify so keys rotate without logging everyone out.
 	SessionKeys [][]byte
-	// Checks are pinged by /readyz, each with ReadyTimeout.
+	// Checks are pinged by /readyz, each with ReadyTimeout; the broker is
+	// always checked.
 	Checks       []Check
 	ReadyTimeout time.Duration
-	// Broker builds the broker that carries events between nodes, with the
-	// hub as its handler; nil means the in-process broker (one node).
-	Broker func(BrokerHandler) (Broker, error)
-	// Realtime tunes the WebSocket hub.
-	Realtime RealtimeConfig
+	// WS tunes the WebSocket transport.
+	WS ws.Config
+	// Hashes bounds concurrent password hashing; nil takes the default.
+	Hashes *password.Limiter
 }
 
 // Server serves the HTTP API.
 type Server struct {
-	svc      *rooms.Service
-	store    rooms.Store
-	clock    rooms.Clock
-	log      zerolog.Logger
-	public   *url.URL
-	origin   string // the public URL's origin, which WebSockets must send
-	checks   []Check
-	ready    time.Duration
-	sessions *sessionManager
-	throttle *throttle
-	handler  http.Handler
-	rt       *realtime
+	svc     *rooms.Service
+	log     zerolog.Logger
+	public  *url.URL
+	checks  []Check
+	ready   time.Duration
+	auth    *auth.Auth
+	rt      *realtime.Hub
+	m       *metrics.Metrics
+	handler http.Handler
 }
 
 // NewServer returns a server over cfg.
@@ -72,80 +91,49 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.PublicURL == "" {
 		cfg.PublicURL = "http://localhost:8080"
 	}
+	if cfg.Service == nil || cfg.Store == nil || cfg.Realtime == nil || cfg.Metrics == nil {
+		return nil, fmt.Errorf("hub needs a service, a store, a real-time hub and metrics")
+	}
 	public, err := url.Parse(cfg.PublicURL)
 	if err != nil || (public.Scheme != "http" && public.Scheme != "https") || public.Host == "" {
 		return nil, fmt.Errorf("public URL %q must be http(s)://host[:port]", cfg.PublicURL)
 	}
 	s := &Server{
-		svc: cfg.Service, store: cfg.Service.Store(), clock: cfg.Service.Clock(), log: cfg.Logger,
-		public: public, origin: public.Scheme + "://" + public.Host, checks: cfg.Checks, ready: cfg.ReadyTimeout,
+		svc: cfg.Service, log: cfg.Logger, public: public, ready: cfg.ReadyTimeout, rt: cfg.Realtime, m: cfg.Metrics,
+		checks: append(append([]Check(nil), cfg.Checks...), Check{Name: "broker", Pinger: cfg.Realtime.Broker()}),
 	}
-	if s.sessions, err = newSessionManager(s.store, s.clock, public, cfg.SessionKeys); err != nil {
+	s.auth, err = auth.New(auth.Config{
+		Service: cfg.Service, Store: cfg.Store, Clock: cfg.Service.Clock(), Logger: cfg.Logger, Metrics: cfg.Metrics,
+		Public: public, SessionKeys: cfg.SessionKeys, Ender: cfg.Realtime, Hashes: cfg.Hashes,
+	})
+	if err != nil {
 		return nil, err
 	}
-	if s.rt, err = newRealtime(s.svc, s.sessions, s.log, cfg.Realtime, cfg.Broker); err != nil {
-		return nil, fmt.Errorf("start the real-time hub: %w", err)
-	}
-	s.svc.SetPublisher(s.rt)
-	s.throttle = newThrottle(s.store, s.clock)
-	s.handler = s.routes()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /ws", ws.NewServer(cfg.Service, cfg.Realtime, s.auth, cfg.Service.Clock(), cfg.Logger, cfg.Metrics, s.origin(), cfg.WS))
+	s.auth.Routes(mux)
+	api.New(cfg.Service, cfg.Realtime).Routes(mux, s.auth)
+	s.handler = s.secure(cfg.Metrics.Middleware(mux))
 	return s, nil
 }
+
+// origin is the public URL's origin, which browsers and WebSockets send.
+func (s *Server) origin() string { return s.public.Scheme + "://" + s.public.Host }
 
 // Handler returns the server's routes wrapped in the security middleware.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Broker returns the broker the hub uses, for readiness checks.
-func (s *Server) Broker() Broker { return s.rt.broker }
-
 // Shutdown closes every WebSocket with 1001 once its queued frames are
-// written, waits for them until ctx ends, and closes the broker. Stop the
-// HTTP server's listener first, so no new connection arrives.
+// written, waits for them until ctx ends, then stops the real-time hub
+// (every goroutine it started) and closes the broker. Stop the HTTP
+// server's listener first, so no new connection arrives; close the store
+// after.
 func (s *Server) Shutdown(ctx context.Context) error { return s.rt.Shutdown(ctx) }
 
-// routes lists every route of the API.
-func (s *Server) routes() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.HandleFunc("GET /metrics", s.rt.m.serveMetrics)
-	mux.HandleFunc("GET /ws", s.serveWS)
-
-	// Accounts and sessions (auth.go, admin.go).
-	mux.HandleFunc("POST /api/register", s.register)
-	mux.HandleFunc("POST /api/session", s.login)
-	mux.Handle("DELETE /api/session", s.authed(s.logout))
-	mux.Handle("GET /api/me", s.authed(s.me))
-	mux.Handle("GET /api/me/sessions", s.authed(s.mySessions))
-	mux.Handle("DELETE /api/me/sessions/{id}", s.authed(s.endMySession))
-	mux.Handle("POST /api/me/totp", s.authed(s.totpEnrol))
-	mux.Handle("POST /api/me/totp/confirm", s.authed(s.totpConfirm))
-	mux.Handle("GET /api/admin/users", s.authed(s.adminUsers))
-	mux.Handle("POST /api/admin/users/{id}/approve", s.authed(s.adminApprove))
-	mux.Handle("POST /api/admin/users/{id}/suspend", s.authed(s.adminSuspend))
-	mux.Handle("POST /api/admin/users/{id}/reinstate", s.authed(s.adminReinstate))
-
-	// Referrals (api_referrals.go).
-	mux.Handle("GET /api/pathways", s.authed(s.pathways))
-	mux.Handle("GET /api/referrals", s.authed(s.listReferrals))
-	mux.Handle("POST /api/referrals", s.authed(s.createReferral))
-	mux.Handle("GET /api/referrals/{id}", s.authed(s.getReferral))
-	mux.Handle("GET /api/referrals/{id}/events", s.authed(s.referralEvents))
-	mux.Handle("POST /api/referrals/{id}/messages", s.authed(s.postMessage))
-	mux.Handle("PUT /api/referrals/{id}/plan/{section}", s.authed(s.editPlan))
-	mux.Handle("POST /api/referrals/{id}/transitions", s.authed(s.transition))
-	mux.Handle("POST /api/referrals/{id}/participants", s.authed(s.addParticipant))
-	mux.Handle("POST /api/referrals/{id}/assignee", s.authed(s.assign))
-	mux.Handle("PUT /api/referrals/{id}/read", s.authed(s.markRead))
-
-	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, &rooms.Error{Code: rooms.CodeNotFound, Message: "no such API endpoint"})
-	})
-	return s.secure(mux)
-}
-
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 // readyz pings every dependency at once and names each that fails, so a
@@ -171,8 +159,34 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if len(failing) > 0 {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "failing": failing})
+		httpjson.Write(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "failing": failing})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// Timeouts of the public listener (OWASP ASVS 13.x: bounded work per
+// request). A request's headers must arrive within HeaderTimeout and the
+// whole request within RequestTimeout, so a client trickling bytes cannot
+// hold a connection; an idle keep-alive connection ends after IdleTimeout.
+// A WebSocket leaves these behind once upgraded.
+const (
+	HeaderTimeout   = 10 * time.Second
+	RequestTimeout  = 20 * time.Second
+	ResponseTimeout = time.Minute
+	IdleTimeout     = 2 * time.Minute
+	MaxHeaderBytes  = 64 << 10
+)
+
+// HTTPServer returns the public listener's server, with the server's
+// handler and the timeouts above.
+func (s *Server) HTTPServer() *http.Server {
+	return &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: HeaderTimeout,
+		ReadTimeout:       RequestTimeout,
+		WriteTimeout:      ResponseTimeout,
+		IdleTimeout:       IdleTimeout,
+		MaxHeaderBytes:    MaxHeaderBytes,
+	}
 }

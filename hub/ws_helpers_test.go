@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strconv"
@@ -236,15 +237,13 @@ func (c *client) newReferral() string {
 	return res.body["id"].(string)
 }
 
-// metric reads one unlabelled value from /metrics.
+// metric reads one unlabelled value from the node's metrics, as a scrape
+// of its metrics listener would.
 func (e *env) metric(name string) float64 {
 	e.t.Helper()
-	res, err := http.Get(e.base + "/metrics")
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	sc := bufio.NewScanner(res.Body)
+	rec := httptest.NewRecorder()
+	e.metrics.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	sc := bufio.NewScanner(rec.Body)
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)

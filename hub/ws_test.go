@@ -20,7 +20,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"patientpass/hub"
+	"patientpass/hub/auth"
 	wsclient "patientpass/hub/client"
 	"patientpass/hub/wire"
 	"patientpass/rooms"
@@ -330,9 +330,9 @@ func TestWSSessionEndClosesSockets(t *testing.T) {
 }
 
 func TestWSStalledReaderIsClosedWith4008(t *testing.T) {
-	e := newEnvWith(t, openEmbedded(t), func(c *hub.Config) {
-		c.Realtime.SendQueue = 16
-		c.Realtime.WriteTimeout = time.Minute
+	e := newEnvWith(t, openEmbedded(t), func(c *envConfig) {
+		c.WS.SendQueueBytes = 64 << 10
+		c.WS.WriteTimeout = time.Minute
 	})
 	rm := e.room()
 	referrer, sc, id := rm.referrer, rm.sc, rm.id
@@ -440,7 +440,7 @@ func TestWSIdleSessionClosesOnTheNextFrame(t *testing.T) {
 	rc := e.login(referrer.Email)
 	id := rc.newReferral()
 	wc, _ := rc.ws(e.base, "")
-	e.clock.Advance(hub.IdleTimeout + time.Second)
+	e.clock.Advance(auth.IdleTimeout + time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
 	if _, err := wc.Message(ctx, id, "after the session timed out"); err == nil {
@@ -490,8 +490,8 @@ func TestWSClosesAConnectionThatKeepsSendingRefusedFrames(t *testing.T) {
 }
 
 func TestWSPingClosesAPeerThatDoesNotAnswer(t *testing.T) {
-	e := newEnvWith(t, openEmbedded(t), func(c *hub.Config) {
-		c.Realtime.PingInterval = 100 * time.Millisecond
+	e := newEnvWith(t, openEmbedded(t), func(c *envConfig) {
+		c.WS.PingInterval = 100 * time.Millisecond
 	})
 	u := e.user("RJR", rooms.UserActive, rooms.RoleClinician)
 	c := e.login(u.Email)
@@ -573,28 +573,37 @@ func connGoroutines() (readers, writers, others int) {
 	}
 	for g := range strings.SplitSeq(string(buf), "\n\n") {
 		switch {
-		case strings.Contains(g, "patientpass/hub.(*conn).writeLoop("):
+		case strings.Contains(g, "patientpass/hub/ws.(*conn).writeLoop("):
 			writers++
-		case strings.Contains(g, "patientpass/hub.(*conn).run("):
+		case strings.Contains(g, "patientpass/hub/ws.(*conn).run("):
 			readers++
-		case strings.Contains(g, "patientpass/hub.(*conn)."):
+		case strings.Contains(g, "patientpass/hub/ws.(*conn)."):
 			others++
 		}
 	}
 	return readers, writers, others
 }
 
-func TestMetricsReportServerMemory(t *testing.T) {
+func TestMetricsAreServedApartWithRuntimeAndProcessCollectors(t *testing.T) {
 	e := newEnv(t, openEmbedded(t))
-	for _, name := range []string{"patientpass_go_heap_inuse_bytes", "patientpass_go_stack_inuse_bytes", "patientpass_goroutines"} {
+	for _, name := range []string{"go_memstats_heap_inuse_bytes", "go_memstats_stack_inuse_bytes", "go_goroutines"} {
 		if v := e.metric(name); v <= 0 {
 			t.Errorf("%s = %v; want a positive value", name, v)
 		}
 	}
 	if _, err := os.Stat("/proc/self/status"); err == nil {
-		if v := e.metric("patientpass_process_resident_memory_bytes"); v < 1<<20 {
-			t.Errorf("patientpass_process_resident_memory_bytes = %v; want the process's resident memory", v)
+		if v := e.metric("process_resident_memory_bytes"); v < 1<<20 {
+			t.Errorf("process_resident_memory_bytes = %v; want the process's resident memory", v)
 		}
+	}
+	// Not on the public listener: anyone can reach that one.
+	res, err := http.Get(e.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /metrics on the public listener = %d; want 404", res.StatusCode)
 	}
 }
 

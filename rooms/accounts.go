@@ -11,6 +11,11 @@ import (
 // of their organisation must approve it before they can log in. Admin
 // accounts cannot be requested: admins are made with `patientpass user
 // create`.
+//
+// Registering an email that already has an account answers as a success
+// would (a fresh id, pending) but creates nothing, so the form cannot be
+// used to find out who has an account (OWASP account enumeration); the
+// attempt is audited as duplicate_email, without the address.
 func (s *Service) Register(ctx context.Context, clientAddr string, n NewUser) (User, error) {
 	anonymous := Caller{ClientAddr: clientAddr}
 	if len(n.Roles) != 1 {
@@ -32,6 +37,10 @@ func (s *Service) CreateUser(ctx context.Context, c Caller, n NewUser) (User, er
 	return s.createUser(ctx, c, n, "user.create")
 }
 
+// errDuplicateEmail is how createUser's transaction reports a taken email;
+// the callers decide what the caller is told.
+var errDuplicateEmail = &Error{Code: CodeConflict, Field: "email", Message: "an account with this email already exists"}
+
 func (s *Service) createUser(ctx context.Context, c Caller, n NewUser, event string) (User, error) {
 	if err := n.Validate(); err != nil {
 		_ = s.AuditCaller(ctx, c, ActionCreate, event, nil, OutcomeInvalid, "invalid "+fieldOf(err))
@@ -52,13 +61,19 @@ func (s *Service) createUser(ctx context.Context, c Caller, n NewUser, event str
 			return fmt.Errorf("read organisation %s: %w", u.Organisation, err)
 		}
 		if err := tx.CreateUser(ctx, u); errors.Is(err, ErrDuplicate) {
-			return &Error{Code: CodeConflict, Field: "email", Message: "an account with this email already exists"}
+			return errDuplicateEmail
 		} else if err != nil {
 			return fmt.Errorf("create user: %w", err)
 		}
 		e := s.entry(c, ActionCreate, event, nil, OutcomeSuccess, "user="+u.ID+" status="+string(u.Status))
 		return s.appendAudit(ctx, tx, e)
 	})
+	if errors.Is(err, errDuplicateEmail) && event == "user.register" {
+		_ = s.AuditCaller(ctx, c, ActionCreate, event, nil, OutcomeInvalid, "duplicate_email")
+		// What a success returns, with an id that names nobody.
+		u.ID = NewID()
+		return u, nil
+	}
 	if err != nil {
 		if CodeOf(err) != CodeInternal {
 			_ = s.AuditCaller(ctx, c, ActionCreate, event, nil, OutcomeInvalid, string(CodeOf(err))+" "+fieldOf(err))
@@ -130,6 +145,12 @@ func (s *Service) changeStatus(ctx context.Context, admin Caller, userID, event 
 	var u User
 	err := requireAdmin(admin)
 	if err == nil {
+		if err = CheckID("id", userID); err != nil {
+			// The id is not quoted in the entry: it could hold a NUL.
+			_ = s.AuditCaller(ctx, admin, ActionUpdate, event, nil, OutcomeInvalid, "invalid id")
+			return User{}, err
+		}
+
 		err = s.store.InTx(ctx, func(tx Tx) error {
 			var err error
 			u, err = tx.LockUser(ctx, userID)

@@ -2,6 +2,7 @@ package rooms
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -80,6 +81,9 @@ func (s *Service) validateNewReferral(ctx context.Context, c Caller, n *NewRefer
 	if n.PathwayID == "" {
 		return Pathway{}, Invalid("pathway", "pathway is required")
 	}
+	if err := ruleKey.check("pathway", n.PathwayID); err != nil {
+		return Pathway{}, err
+	}
 	pw, err := s.store.Pathway(ctx, n.PathwayID)
 	if errors.Is(err, ErrNotFound) {
 		return Pathway{}, Invalid("pathway", "there is no pathway %q", n.PathwayID)
@@ -105,8 +109,8 @@ func (s *Service) validateNewReferral(ctx context.Context, c Caller, n *NewRefer
 	if n.ContactPhone == "" {
 		return Pathway{}, Invalid("contact_phone", "a contact phone number for the referring team is required")
 	}
-	if len(n.ContactPhone) > 40 || hasControl(n.ContactPhone) {
-		return Pathway{}, Invalid("contact_phone", "contact phone is too long (at most 40 characters)")
+	if err := ruleContactPhone.check("contact_phone", n.ContactPhone); err != nil {
+		return Pathway{}, err
 	}
 	if !n.ConsultantDiscussed {
 		return Pathway{}, Invalid("consultant_discussed", "the referral must have been discussed with the responsible consultant")
@@ -133,11 +137,8 @@ type PostMessage struct {
 
 // PostMessage appends a message to the room.
 func (s *Service) PostMessage(ctx context.Context, c Caller, m PostMessage) (Event, error) {
-	cmd := command{caller: c, kind: "referral.message", action: ActionCreate, ref: m.Ref, referralID: m.ReferralID}
-	if err := validateText("body", "message", m.Body, MaxMessageLen, true); err != nil {
-		s.auditRefusal(ctx, cmd, nil, err)
-		return Event{}, err
-	}
+	cmd := command{caller: c, kind: "referral.message", action: ActionCreate, ref: m.Ref, referralID: m.ReferralID,
+		validate: func() error { return ruleMessage.check("body", m.Body) }}
 	cmd.run = func(ctx context.Context, tx Tx, r *Referral) ([]Event, string, error) {
 		e := s.nextEvent(r, c.User, EventMessage, MessageBody{Body: m.Body})
 		return []Event{e}, fmt.Sprintf("seq=%d len=%d", e.Seq, len(m.Body)), appendEvents(ctx, tx, r, e)
@@ -157,16 +158,23 @@ type EditPlan struct {
 // EditPlan replaces a plan section's text if nobody has changed it since
 // BaseRevision; otherwise it refuses with a conflict carrying the current
 // section.
-func (s *Service) EditPlan(ctx context.Context, c Caller, p EditPlan) (Event, error) {
-	cmd := command{caller: c, kind: "referral.plan_edit", action: ActionUpdate, ref: p.Ref, referralID: p.ReferralID}
-	err := validateText("text", "plan text", p.Text, MaxPlanTextLen, false)
-	if err == nil && p.BaseRevision < 0 {
-		err = Invalid("base_revision", "base revision cannot be negative")
-	}
-	if err != nil {
-		s.auditRefusal(ctx, cmd, nil, err)
-		return Event{}, err
-	}
+//
+// It returns the event and the section's new revision.
+func (s *Service) EditPlan(ctx context.Context, c Caller, p EditPlan) (Event, int64, error) {
+	cmd := command{caller: c, kind: "referral.plan_edit", action: ActionUpdate, ref: p.Ref, referralID: p.ReferralID,
+		validate: func() error {
+			if err := ruleKey.check("section", p.Section); err != nil {
+				return err
+			}
+			if err := rulePlanText.check("text", p.Text); err != nil {
+				return err
+			}
+			if p.BaseRevision < 0 {
+				return Invalid("base_revision", "base revision cannot be negative")
+			}
+			return nil
+		}}
+	var revision int64 // set when this call commits; a repeat reads the stored event
 	cmd.run = func(ctx context.Context, tx Tx, r *Referral) ([]Event, string, error) {
 		pw, err := tx.Pathway(ctx, r.PathwayID)
 		if err != nil {
@@ -185,10 +193,19 @@ func (s *Service) EditPlan(ctx context.Context, c Caller, p EditPlan) (Event, er
 		if err := tx.PutPlanSection(ctx, r.ID, next); err != nil {
 			return nil, "", fmt.Errorf("store plan section %s: %w", p.Section, err)
 		}
+		revision = next.Revision
 		e := s.nextEvent(r, c.User, EventPlanEdit, PlanEditBody{Section: p.Section, Revision: next.Revision, Text: p.Text})
 		return []Event{e}, fmt.Sprintf("section=%s revision=%d", p.Section, next.Revision), appendEvents(ctx, tx, r, e)
 	}
-	return s.executeForEvent(ctx, cmd)
+	e, fresh, err := s.executeEvent(ctx, cmd)
+	if err != nil || fresh {
+		return e, revision, err
+	}
+	var b PlanEditBody
+	if err := json.Unmarshal(e.Body, &b); err != nil {
+		return Event{}, 0, fmt.Errorf("decode plan edit %d of referral %s: %w", e.Seq, e.ReferralID, err)
+	}
+	return e, b.Revision, nil
 }
 
 // Transition is the command that moves a referral to another status.
@@ -202,15 +219,24 @@ type Transition struct {
 
 // Transition moves a referral along the status machine, if the caller may
 // make that move.
-func (s *Service) Transition(ctx context.Context, c Caller, t Transition) (Event, error) {
-	cmd := command{caller: c, kind: "referral.transition", action: ActionUpdate, ref: t.Ref, referralID: t.ReferralID}
+//
+// It returns the event and the referral's new status.
+func (s *Service) Transition(ctx context.Context, c Caller, t Transition) (Event, Status, error) {
+	cmd := command{caller: c, kind: "referral.transition", action: ActionUpdate, ref: t.Ref, referralID: t.ReferralID,
+		validate: func() error {
+			if err := ruleReason.check("reason", t.Reason); err != nil {
+				return err
+			}
+			return checkOutcomeText(t.Outcome)
+		}}
+	outcome := withoutNulls(t.Outcome)
 	cmd.run = func(ctx context.Context, tx Tx, r *Referral) ([]Event, string, error) {
 		pw, err := tx.Pathway(ctx, r.PathwayID)
 		if err != nil {
 			return nil, "", fmt.Errorf("read pathway %s: %w", r.PathwayID, err)
 		}
 		from := r.Status
-		if err := CheckTransition(pw, PartiesOf(c.User, *r), from, t.To, t.Reason, t.Outcome); err != nil {
+		if err := CheckTransition(pw, PartiesOf(c.User, *r), from, t.To, t.Reason, outcome); err != nil {
 			return nil, "", err
 		}
 		detail := fmt.Sprintf("from=%s to=%s", from, t.To)
@@ -219,16 +245,24 @@ func (s *Service) Transition(ctx context.Context, c Caller, t Transition) (Event
 			return []Event{e}, detail, appendEvents(ctx, tx, r, e)
 		}
 		r.Status = t.To
-		if len(t.Outcome) > 0 {
-			r.Outcome = t.Outcome
-		}
+		r.mergeOutcome(t.To, outcome)
 		if t.To == StatusInTriage && r.AssigneeID == "" {
 			r.AssigneeID = c.User.ID // claiming it
 		}
-		e := s.nextEvent(r, c.User, EventTransition, TransitionBody{From: from, To: t.To, Reason: t.Reason, Outcome: t.Outcome})
+		e := s.nextEvent(r, c.User, EventTransition, TransitionBody{From: from, To: t.To, Reason: t.Reason, Outcome: outcome})
 		return []Event{e}, detail, appendEvents(ctx, tx, r, e)
 	}
-	return s.executeForEvent(ctx, cmd)
+	e, fresh, err := s.executeEvent(ctx, cmd)
+	if err != nil || fresh {
+		return e, t.To, err
+	}
+	// A repeated ref answers with the first attempt's event, whose target
+	// may differ from this request's.
+	var b TransitionBody
+	if err := json.Unmarshal(e.Body, &b); err != nil {
+		return Event{}, "", fmt.Errorf("decode transition %d of referral %s: %w", e.Seq, e.ReferralID, err)
+	}
+	return e, b.To, nil
 }
 
 // AddParticipant is the command that brings a colleague into a referral.
@@ -242,7 +276,8 @@ type AddParticipant struct {
 // side may add colleagues of their own organisation; the receiving team may
 // add anyone of theirs.
 func (s *Service) AddParticipant(ctx context.Context, c Caller, a AddParticipant) (Event, error) {
-	cmd := command{caller: c, kind: "referral.participant_add", action: ActionUpdate, ref: a.Ref, referralID: a.ReferralID}
+	cmd := command{caller: c, kind: "referral.participant_add", action: ActionUpdate, ref: a.Ref, referralID: a.ReferralID,
+		validate: func() error { return CheckID("user_id", a.UserID) }}
 	cmd.run = func(ctx context.Context, tx Tx, r *Referral) ([]Event, string, error) {
 		colleague, err := tx.User(ctx, a.UserID)
 		if errors.Is(err, ErrNotFound) || (err == nil && colleague.Status != UserActive) {
@@ -278,7 +313,8 @@ type Assign struct {
 // Assign makes a specialist or coordinator of the receiving organisation
 // responsible for a referral. Coordinators and specialists may assign.
 func (s *Service) Assign(ctx context.Context, c Caller, a Assign) (Event, error) {
-	cmd := command{caller: c, kind: "referral.assign", action: ActionUpdate, ref: a.Ref, referralID: a.ReferralID}
+	cmd := command{caller: c, kind: "referral.assign", action: ActionUpdate, ref: a.Ref, referralID: a.ReferralID,
+		validate: func() error { return CheckID("assignee_id", a.AssigneeID) }}
 	cmd.run = func(ctx context.Context, tx Tx, r *Referral) ([]Event, string, error) {
 		if c.User.Organisation != r.ReceivingOrganisation || !(c.User.HasRole(RoleCoordinator) || c.User.HasRole(RoleSpecialist)) {
 			return nil, "", Forbidden("only coordinators and specialists of the receiving team can assign referrals")

@@ -1,6 +1,7 @@
 package rooms
 
 import (
+	"bytes"
 	"encoding/json"
 	"time"
 )
@@ -70,10 +71,16 @@ type ParticipantAddedBody struct {
 	Name   string `json:"name"`
 }
 
+// mustJSON encodes an event body without escaping HTML: json.Marshal would
+// write each < > & as six bytes, and a body within its byte budget could
+// then outgrow a frame. Bodies are data, never HTML; clients render them as
+// text.
 func mustJSON(v any) json.RawMessage {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		panic("marshal event body: " + err.Error()) // bodies are our own plain structs
 	}
-	return b
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }

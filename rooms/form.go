@@ -5,7 +5,6 @@ import (
 	"math"
 	"slices"
 	"time"
-	"unicode/utf8"
 )
 
 // ValidateForm checks a referral form against the pathway's fields: unknown
@@ -25,6 +24,9 @@ func (p Pathway) ValidateForm(form map[string]any) error {
 	}
 	if len(unknown) > 0 {
 		slices.Sort(unknown)
+		if !isCleanText(unknown[0]) {
+			return Invalid("form", "the form has a field whose name is not text")
+		}
 		return Invalid("form."+unknown[0], "%q is not a field of the %s form", unknown[0], p.Name)
 	}
 	for _, f := range p.Form {
@@ -61,11 +63,9 @@ func (f FormField) check(field string, v any) error {
 		if !ok {
 			return Invalid(field, "%s must be text", f.Label)
 		}
-		if utf8.RuneCountInString(s) > 10000 {
-			return Invalid(field, "%s is too long (at most 10,000 characters)", f.Label)
-		}
-		if !utf8.ValidString(s) || hasControl(s) {
-			return Invalid(field, "%s contains characters that are not text", f.Label)
+		rule := textRule{what: f.Label, multiline: true, maxChars: MaxFormTextLen}
+		if err := rule.check(field, s); err != nil {
+			return err
 		}
 	case FieldBool:
 		if _, ok := v.(bool); !ok {

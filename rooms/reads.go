@@ -27,6 +27,10 @@ func (s *Service) Authorize(ctx context.Context, c Caller, referralID, event str
 	if err := checkCaller(c); err != nil {
 		return Referral{}, err
 	}
+	if err := CheckID("referral", referralID); err != nil {
+		_ = s.AuditCaller(ctx, c, ActionRead, event, nil, OutcomeInvalid, "invalid referral")
+		return Referral{}, err
+	}
 	r, err := s.referral(ctx, referralID)
 	switch {
 	case errors.Is(err, ErrNotFound):
@@ -143,6 +147,10 @@ func (s *Service) MarkRead(ctx context.Context, c Caller, referralID string, seq
 	if seq < 0 {
 		return Invalid("seq", "seq cannot be negative")
 	}
+	if err := CheckID("referral", referralID); err != nil {
+		_ = s.AuditCaller(ctx, c, ActionUpdate, "referral.read_marker", nil, OutcomeInvalid, "invalid referral")
+		return err
+	}
 	var denied *Referral
 	err := s.store.InTx(ctx, func(tx Tx) error {
 		r, err := tx.Referral(ctx, referralID)
@@ -170,4 +178,39 @@ func (s *Service) MarkRead(ctx context.Context, c Caller, referralID string, seq
 		_ = s.Audit(context.WithoutCancel(ctx), e)
 	}
 	return err
+}
+
+// RoomEvents returns up to limit stored events of a referral with seq >
+// after, for the transport replaying or repairing a room whose subscription
+// Subscribe has authorised and audited. It audits nothing itself: a
+// repair is the platform's read, not a user's.
+func (s *Service) RoomEvents(ctx context.Context, referralID string, after int64, limit int) ([]Event, error) {
+	events, err := s.store.Events(ctx, referralID, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read events of referral %s: %w", referralID, err)
+	}
+	return events, nil
+}
+
+// Pathways lists the pathways, their forms and policies, for any signed-in
+// user: they are what a referral form is rendered from.
+func (s *Service) Pathways(ctx context.Context, c Caller) ([]Pathway, error) {
+	if err := checkCaller(c); err != nil {
+		return nil, err
+	}
+	ps, err := s.store.Pathways(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list pathways: %w", err)
+	}
+	return ps, nil
+}
+
+// ReadMarker returns the last seq the caller has read in a referral they
+// were just shown (0 when none is stored).
+func (s *Service) ReadMarker(ctx context.Context, c Caller, referralID string) (int64, error) {
+	seq, err := s.store.ReadMarker(ctx, referralID, c.User.ID)
+	if err != nil {
+		return 0, fmt.Errorf("read marker of referral %s: %w", referralID, err)
+	}
+	return seq, nil
 }

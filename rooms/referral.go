@@ -1,10 +1,6 @@
 package rooms
 
-import (
-	"strings"
-	"time"
-	"unicode/utf8"
-)
+import "time"
 
 // Status is where a referral stands in its journey.
 type Status string
@@ -89,14 +85,8 @@ func (p Patient) Validate(now time.Time) error {
 	if err := ValidateNHSNumber("patient.nhs_number", p.NHSNumber); err != nil {
 		return err
 	}
-	if strings.TrimSpace(p.Name) == "" {
-		return Invalid("patient.name", "patient name is required")
-	}
-	if hasControl(p.Name) {
-		return Invalid("patient.name", "patient name contains characters that are not text")
-	}
-	if utf8.RuneCountInString(p.Name) > 200 {
-		return Invalid("patient.name", "patient name is too long (at most 200 characters)")
+	if err := checkName("patient.name", "patient name", p.Name); err != nil {
+		return err
 	}
 	dob, err := time.Parse(time.DateOnly, p.DateOfBirth)
 	if err != nil {
@@ -135,16 +125,18 @@ type Referral struct {
 	ReferringOrganisation string         `json:"referring_organisation"`
 	ReceivingOrganisation string         `json:"receiving_organisation"`
 	AssigneeID            string         `json:"assignee_id,omitempty"`
-	// Outcome holds the details of the latest decision (bed type, advice,
-	// booked bed and time).
-	Outcome      map[string]any `json:"outcome,omitempty"`
-	SubmittedAt  *time.Time     `json:"submitted_at,omitempty"`
-	TriageDueAt  *time.Time     `json:"triage_due_at"`
-	CreatedAt    time.Time      `json:"created_at"`
-	UpdatedAt    time.Time      `json:"updated_at"`
-	HeadSeq      int64          `json:"head_seq"`
-	Plan         Plan           `json:"plan"`
-	Participants []Participant  `json:"participants"`
+	// Outcomes holds, by status, the outcome of the move into it (the bed
+	// type accepted for, the transfer booked, the arrival, the advice
+	// given). A later move to another status adds its own and never
+	// overwrites an earlier one.
+	Outcomes     map[Status]map[string]any `json:"outcomes,omitempty"`
+	SubmittedAt  *time.Time                `json:"submitted_at,omitempty"`
+	TriageDueAt  *time.Time                `json:"triage_due_at"`
+	CreatedAt    time.Time                 `json:"created_at"`
+	UpdatedAt    time.Time                 `json:"updated_at"`
+	HeadSeq      int64                     `json:"head_seq"`
+	Plan         Plan                      `json:"plan"`
+	Participants []Participant             `json:"participants"`
 }
 
 // IsParticipant reports whether the user takes part in the referral.

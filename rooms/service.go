@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // Publisher is told about events after they commit. Publishing is a wake-up
@@ -27,13 +25,6 @@ type Caller struct {
 // System is the caller for actions taken by the platform itself (command-line
 // bootstrap, demo seeding).
 var System = Caller{User: User{ID: "system", Name: "Patient Pass", Status: UserActive}}
-
-// Limits on free text, chosen so every command fits in one 64 KiB frame.
-const (
-	MaxMessageLen  = 10000
-	MaxPlanTextLen = 20000
-	MaxRefLen      = 128
-)
 
 // Service executes every command on referrals: it validates, authorises, and
 // runs one transaction that appends the event, updates the referral and
@@ -63,15 +54,8 @@ func NewService(cfg Config) *Service {
 	return &Service{store: cfg.Store, clock: cfg.Clock, pub: cfg.Publisher, node: cfg.Node}
 }
 
-// Store returns the service's store for read-only callers.
-func (s *Service) Store() Store { return s.store }
-
 // Clock returns the service's clock.
 func (s *Service) Clock() Clock { return s.clock }
-
-// SetPublisher sets the publisher told about committed events. It must be
-// called before the service is used concurrently.
-func (s *Service) SetPublisher(p Publisher) { s.pub = p }
 
 // NewID returns a random identifier (a version 4 UUID).
 func NewID() string {
@@ -99,6 +83,9 @@ type command struct {
 	ref    string
 	// referralID is empty for a new referral.
 	referralID string
+	// validate, when set, checks the command's own fields before anything
+	// reaches the store; its refusal is audited like any other.
+	validate func() error
 	// run executes inside the transaction with the referral locked (nil for
 	// a new referral) and returns the events appended and the audit detail.
 	run func(ctx context.Context, tx Tx, r *Referral) (events []Event, detail string, err error)
@@ -117,7 +104,7 @@ func (s *Service) execute(ctx context.Context, c command) ([]Event, commandResul
 		s.auditRefusal(ctx, c, nil, err)
 		return nil, commandResult{}, err
 	}
-	if err := validateRef(c.ref); err != nil {
+	if err := c.check(); err != nil {
 		s.auditRefusal(ctx, c, nil, err)
 		return nil, commandResult{}, err
 	}
@@ -183,6 +170,22 @@ func (s *Service) execute(ctx context.Context, c command) ([]Event, commandResul
 	return events, result, nil
 }
 
+// check validates what c carries before any store sees it.
+func (c command) check() error {
+	if err := validateRef(c.ref); err != nil {
+		return err
+	}
+	if c.referralID != "" {
+		if err := CheckID("referral", c.referralID); err != nil {
+			return err
+		}
+	}
+	if c.validate != nil {
+		return c.validate()
+	}
+	return nil
+}
+
 // priorResult returns the recorded result of c's ref when it was executed
 // before (done true), and an error when the ref was used for a different
 // command. A failure to read the record is no answer: done false, no error.
@@ -215,16 +218,27 @@ func (s *Service) auditRefusal(ctx context.Context, c command, r *Referral, caus
 			outcome = OutcomeDenied
 		}
 		if de.Field != "" {
-			detail += " " + de.Field
+			detail += " " + auditSafe(de.Field)
 		}
 	}
 	e := s.entry(c.caller, c.action, c.kind, r, outcome, detail)
-	if r == nil && c.referralID != "" {
+	if r == nil && isID(c.referralID) {
 		e.ReferralID = c.referralID
 	}
 	// The refusal is what the caller sees; failing to audit it is logged by
 	// the store's caller when the store is down, which Ping reports.
 	_ = s.Audit(context.WithoutCancel(ctx), e)
+}
+
+// auditSafe returns s for an audit entry's detail when it is clean text, and
+// a placeholder otherwise: a field named after a caller's key (form.<key>)
+// could hold a NUL, which Postgres cannot store, and the refusal would go
+// unaudited.
+func auditSafe(s string) string {
+	if len(s) <= 100 && isCleanText(s) {
+		return s
+	}
+	return "(unprintable)"
 }
 
 // entry builds an audit entry for caller's interaction with r (nil when the
@@ -292,34 +306,7 @@ func validateRef(ref string) error {
 	if ref == "" {
 		return Invalid("ref", "ref is required: a client-generated id that makes retries safe")
 	}
-	if len(ref) > MaxRefLen || !utf8.ValidString(ref) || hasControl(ref) {
-		return Invalid("ref", "ref must be at most %d characters", MaxRefLen)
-	}
-	return nil
-}
-
-// hasControl reports control characters other than tab, newline and
-// carriage return; NUL in particular cannot be stored by Postgres.
-func hasControl(s string) bool {
-	for _, r := range s {
-		if (r < 0x20 && r != '\t' && r != '\n' && r != '\r') || r == 0x7f {
-			return true
-		}
-	}
-	return false
-}
-
-func validateText(field, what, s string, max int, required bool) error {
-	if required && strings.TrimSpace(s) == "" {
-		return Invalid(field, "%s is required", what)
-	}
-	if !utf8.ValidString(s) || hasControl(s) {
-		return Invalid(field, "%s contains characters that are not text", what)
-	}
-	if utf8.RuneCountInString(s) > max {
-		return Invalid(field, "%s is too long (at most %d characters)", what, max)
-	}
-	return nil
+	return ruleRef.check("ref", ref)
 }
 
 // nextEvent builds the next event of r and advances r's head and time.
@@ -346,16 +333,23 @@ func appendEvents(ctx context.Context, tx Tx, r *Referral, events ...Event) erro
 // executeForEvent executes a command that appends one event and returns that
 // event, reading the recorded one when the ref was repeated.
 func (s *Service) executeForEvent(ctx context.Context, c command) (Event, error) {
+	e, _, err := s.executeEvent(ctx, c)
+	return e, err
+}
+
+// executeEvent is executeForEvent, also reporting whether this call
+// committed the event (fresh) rather than finding a repeated ref's.
+func (s *Service) executeEvent(ctx context.Context, c command) (Event, bool, error) {
 	events, res, err := s.execute(ctx, c)
 	if err != nil {
-		return Event{}, err
+		return Event{}, false, err
 	}
 	if events != nil {
-		return events[len(events)-1], nil
+		return events[len(events)-1], true, nil
 	}
 	e, err := s.store.Event(ctx, res.ReferralID, res.Seq)
 	if err != nil {
-		return Event{}, fmt.Errorf("read result event %d of referral %s: %w", res.Seq, res.ReferralID, err)
+		return Event{}, false, fmt.Errorf("read result event %d of referral %s: %w", res.Seq, res.ReferralID, err)
 	}
-	return e, nil
+	return e, false, nil
 }

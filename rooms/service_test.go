@@ -225,7 +225,7 @@ func TestRepeatedRefTakesEffectOnce(t *testing.T) {
 			t.Fatalf("%d events; want 3 (created, submitted, one message)", len(es))
 		}
 
-		_, err = w.svc.Transition(ctx, w.referrer, rooms.Transition{Ref: "m1", ReferralID: r1.ID, To: rooms.StatusCancelled, Reason: "x"})
+		_, _, err = w.svc.Transition(ctx, w.referrer, rooms.Transition{Ref: "m1", ReferralID: r1.ID, To: rooms.StatusCancelled, Reason: "x"})
 		wantErr(t, err, rooms.CodeInvalid, "ref")
 
 		// Refs are the caller's own: another user's same ref is a new command.
@@ -273,7 +273,11 @@ func TestPlanEditsAreCompareAndSetPerSection(t *testing.T) {
 		ctx := context.Background()
 		r := w.create(t, "c", rooms.PriorityUrgent)
 		edit := func(c rooms.Caller, ref, section string, base int64, text string) (rooms.Event, error) {
-			return w.svc.EditPlan(ctx, c, rooms.EditPlan{Ref: ref, ReferralID: r.ID, Section: section, BaseRevision: base, Text: text})
+			e, rev, err := w.svc.EditPlan(ctx, c, rooms.EditPlan{Ref: ref, ReferralID: r.ID, Section: section, BaseRevision: base, Text: text})
+			if err == nil && rev != base+1 {
+				t.Errorf("edit %s on base %d answered revision %d", ref, base, rev)
+			}
+			return e, err
 		}
 		if _, err := edit(w.specialist, "p1", "imaging", 0, "MRI whole spine today"); err != nil {
 			t.Fatal(err)
@@ -338,7 +342,7 @@ func TestOutsidersCannotSeeOrTouchAReferral(t *testing.T) {
 			}
 		}
 		// A missing referral looks the same as a hidden one.
-		_, err := w.svc.Referral(ctx, w.outsider, "no-such-id")
+		_, err := w.svc.Referral(ctx, w.outsider, rooms.NewID())
 		wantErr(t, err, rooms.CodeNotFound, "")
 		if es := w.events(t, r.ID); len(es) != 2 {
 			t.Fatalf("%d events; want 2: outsiders changed something", len(es))
@@ -358,7 +362,7 @@ func TestJourneyThroughTheStatusMachine(t *testing.T) {
 		ctx := context.Background()
 		r := w.create(t, "c", rooms.PriorityEmergency)
 		move := func(c rooms.Caller, ref string, to rooms.Status, reason string, outcome map[string]any) error {
-			_, err := w.svc.Transition(ctx, c, rooms.Transition{Ref: ref, ReferralID: r.ID, To: to, Reason: reason, Outcome: outcome})
+			_, _, err := w.svc.Transition(ctx, c, rooms.Transition{Ref: ref, ReferralID: r.ID, To: to, Reason: reason, Outcome: outcome})
 			return err
 		}
 		wantErr(t, move(w.referrer, "t0", rooms.StatusInTriage, "", nil), rooms.CodeForbidden, "")
@@ -377,10 +381,11 @@ func TestJourneyThroughTheStatusMachine(t *testing.T) {
 			t.Fatal(err)
 		}
 		wantErr(t, move(w.referrer, "t4", rooms.StatusCancelled, "changed mind", nil), rooms.CodeInvalid, "to")
-		if err := move(w.bedManager, "t5", rooms.StatusTransferBooked, "", map[string]any{"bed": "Ward 4 bed 12", "transfer_at": "2026-11-21T09:00:00Z"}); err != nil {
+		booking := map[string]any{"bed_type": "neurosurgical", "ward": "Ward 4 bed 12", "expected_at": "2026-11-21T09:00:00Z"}
+		if err := move(w.bedManager, "t5", rooms.StatusTransferBooked, "", booking); err != nil {
 			t.Fatal(err)
 		}
-		if err := move(w.specialist, "t6", rooms.StatusTransferred, "", nil); err != nil {
+		if err := move(w.specialist, "t6", rooms.StatusTransferred, "", map[string]any{"arrived_at": "2026-11-21T10:15:00Z"}); err != nil {
 			t.Fatal(err)
 		}
 		got, err := w.svc.Referral(ctx, w.referrer, r.ID)

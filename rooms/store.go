@@ -89,7 +89,7 @@ type Tx interface {
 	// so the commands on one referral are serialised.
 	LockReferral(ctx context.Context, id string) (Referral, error)
 	// UpdateReferral stores the referral's mutable state: status, priority,
-	// form, contact, assignee, outcome, submitted and due times, updated time
+	// form, contact, assignee, outcomes, submitted and due times, updated time
 	// and head seq.
 	UpdateReferral(ctx context.Context, r Referral) error
 	// AppendEvent stores an event; ErrDuplicate when its seq is taken.
@@ -126,6 +126,7 @@ type Store interface {
 	AuditReader
 	SessionStore
 	CredentialStore
+	AttemptStore
 
 	// InTx runs fn in one transaction, committing when fn returns nil and
 	// rolling back otherwise. fn's error is returned as it is. Calls must not

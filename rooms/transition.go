@@ -3,7 +3,6 @@ package rooms
 import (
 	"slices"
 	"strings"
-	"unicode/utf8"
 )
 
 // Party is the capacity in which someone moves a referral.
@@ -22,10 +21,9 @@ const (
 type move struct {
 	from []Status
 	by   []Party
-	// needs names what the move must carry.
-	needsReason  bool
-	needsBedType bool
-	needsBooking bool
+	// needsReason: the move must carry a reason. What its outcome must
+	// carry is outcomeFields'.
+	needsReason bool
 }
 
 // moves is the status machine of SPEC §4: for each target status, where it may
@@ -34,10 +32,10 @@ var moves = map[Status]move{
 	StatusSubmitted:       {from: []Status{StatusDraft, StatusMoreInfoNeeded}, by: []Party{PartyReferrer}},
 	StatusInTriage:        {from: []Status{StatusSubmitted}, by: []Party{PartySpecialist, PartyCoordinator}},
 	StatusMoreInfoNeeded:  {from: []Status{StatusSubmitted, StatusInTriage}, by: []Party{PartySpecialist}, needsReason: true},
-	StatusAccepted:        {from: []Status{StatusInTriage}, by: []Party{PartySpecialist}, needsBedType: true},
+	StatusAccepted:        {from: []Status{StatusInTriage}, by: []Party{PartySpecialist}},
 	StatusManagedRemotely: {from: []Status{StatusInTriage}, by: []Party{PartySpecialist}, needsReason: true},
 	StatusDeclined:        {from: []Status{StatusSubmitted, StatusInTriage}, by: []Party{PartySpecialist}, needsReason: true},
-	StatusTransferBooked:  {from: []Status{StatusAccepted}, by: []Party{PartyBedManager, PartyCoordinator}, needsBooking: true},
+	StatusTransferBooked:  {from: []Status{StatusAccepted}, by: []Party{PartyBedManager, PartyCoordinator}},
 	StatusTransferred:     {from: []Status{StatusTransferBooked}, by: []Party{PartyBedManager, PartySpecialist}},
 	StatusCancelled: {from: []Status{StatusDraft, StatusSubmitted, StatusInTriage, StatusMoreInfoNeeded},
 		by: []Party{PartyReferrer}, needsReason: true},
@@ -65,9 +63,10 @@ func PartiesOf(u User, r Referral) []Party {
 }
 
 // CheckTransition decides whether parties may move a referral in pathway p
-// from one status to another with the given reason and outcome. It returns
-// nil when the move is allowed, an invalid error naming the field at fault,
-// or a forbidden error when the move exists but the parties may not make it.
+// from one status to another with the given reason and outcome (checked by
+// CheckOutcome). It returns nil when the move is allowed, an invalid error
+// naming the field at fault, or a forbidden error when the move exists but
+// the parties may not make it.
 func CheckTransition(p Pathway, parties []Party, from, to Status, reason string, outcome map[string]any) error {
 	if !slices.Contains(Statuses, to) || to == StatusDraft {
 		return Invalid("to", "%q is not a status a referral can be moved to", to)
@@ -88,25 +87,10 @@ func CheckTransition(p Pathway, parties []Party, from, to Status, reason string,
 	if m.needsReason && strings.TrimSpace(reason) == "" {
 		return Invalid("reason", "a reason is required to move a referral to %s", humanStatus(to))
 	}
-	if utf8.RuneCountInString(reason) > 10000 || hasControl(reason) {
-		return Invalid("reason", "the reason must be text of at most 10,000 characters")
+	if err := ruleReason.check("reason", reason); err != nil {
+		return err
 	}
-	if m.needsBedType {
-		bed, _ := outcome["bed_type"].(string)
-		if !p.HasBedType(bed) {
-			return Invalid("outcome.bed_type", "accepting for transfer needs a bed type: one of %s", strings.Join(p.BedTypes, ", "))
-		}
-	}
-	if m.needsBooking {
-		if bed, _ := outcome["bed"].(string); strings.TrimSpace(bed) == "" {
-			return Invalid("outcome.bed", "booking a transfer needs the bed (ward and bed number)")
-		}
-		at, _ := outcome["transfer_at"].(string)
-		if _, err := parseTime(at); err != nil {
-			return Invalid("outcome.transfer_at", "booking a transfer needs its time, such as 2026-03-01T14:30:00Z")
-		}
-	}
-	return nil
+	return CheckOutcome(p, to, outcome)
 }
 
 func humanStatus(s Status) string { return strings.ReplaceAll(string(s), "_", " ") }

@@ -24,7 +24,8 @@ type specMove struct {
 	// checked: declined and cancelled need a reason; managed_remotely needs
 	// the advice given, carried as the reason; more_info_needed needs the
 	// question put to the referrer, carried as the reason; accepted needs a
-	// bed type; transfer_booked needs the bed and time.
+	// bed type; transfer_booked needs a bed type, the ward and the expected
+	// time; transferred needs the arrival time (SPEC §9).
 	needs []string
 }
 
@@ -44,8 +45,8 @@ var specMoves = func() map[edge]specMove {
 		{"submitted", "declined"}:         {by: specialist, needs: []string{"reason"}},
 		{"in_triage", "declined"}:         {by: specialist, needs: []string{"reason"}},
 		{"accepted", "transfer_booked"}: {by: []rooms.Party{"bed_manager", "coordinator"},
-			needs: []string{"outcome.bed", "outcome.transfer_at"}},
-		{"transfer_booked", "transferred"}: {by: []rooms.Party{"bed_manager", "specialist"}},
+			needs: []string{"outcome.bed_type", "outcome.ward", "outcome.expected_at"}},
+		{"transfer_booked", "transferred"}: {by: []rooms.Party{"bed_manager", "specialist"}, needs: []string{"outcome.arrived_at"}},
 	}
 	// Cancelled: by the referrer, reason required, from any status before
 	// accepted.
@@ -55,11 +56,22 @@ var specMoves = func() map[edge]specMove {
 	return m
 }()
 
-// fullReason and fullOutcome together carry every detail any move may need.
+// fullReason and fullOutcome together carry every detail a move to a status
+// may carry.
 const fullReason = "MRI shows cord compression at T7; discussed with on-call consultant"
 
-func fullOutcome() map[string]any {
-	return map[string]any{"bed_type": "spinal", "bed": "Ward 4, bed 12", "transfer_at": "2026-03-01T14:30:00Z"}
+func fullOutcome(to rooms.Status) map[string]any {
+	switch to {
+	case rooms.StatusAccepted:
+		return map[string]any{"bed_type": "spinal"}
+	case rooms.StatusTransferBooked:
+		return map[string]any{"bed_type": "neurosurgical", "ward": "Ward 4, bed 12", "expected_at": "2026-03-01T14:30:00Z"}
+	case rooms.StatusTransferred:
+		return map[string]any{"arrived_at": "2026-03-01T15:05:00Z"}
+	case rooms.StatusManagedRemotely:
+		return map[string]any{"advice": "Dexamethasone 16 mg daily with PPI cover;\nrefer to local oncology."}
+	}
+	return nil
 }
 
 // wantCode fails the test unless err carries code (and, for invalid, names
@@ -107,7 +119,7 @@ func TestCheckTransitionMatrix(t *testing.T) {
 				t.Run(name, func(t *testing.T) {
 					parties := []rooms.Party{party}
 					t.Run("with every detail", func(t *testing.T) {
-						err := rooms.CheckTransition(p, parties, from, to, fullReason, fullOutcome())
+						err := rooms.CheckTransition(p, parties, from, to, fullReason, fullOutcome(to))
 						switch {
 						case !exists:
 							wantCode(t, err, rooms.CodeInvalid, "to")
@@ -148,7 +160,7 @@ func TestCheckTransitionDetails(t *testing.T) {
 	for e, spec := range specMoves {
 		for _, need := range spec.needs {
 			t.Run(fmt.Sprintf("%s to %s without %s", e.from, e.to, need), func(t *testing.T) {
-				reason, outcome := fullReason, fullOutcome()
+				reason, outcome := fullReason, fullOutcome(e.to)
 				if need == "reason" {
 					reason = ""
 				} else {
@@ -163,8 +175,8 @@ func TestCheckTransitionDetails(t *testing.T) {
 	specialist := []rooms.Party{rooms.PartySpecialist}
 	bedManager := []rooms.Party{rooms.PartyBedManager}
 	referrer := []rooms.Party{rooms.PartyReferrer}
-	with := func(k string, v any) map[string]any {
-		o := fullOutcome()
+	with := func(to rooms.Status, k string, v any) map[string]any {
+		o := fullOutcome(to)
 		o[k] = v
 		return o
 	}
@@ -181,26 +193,26 @@ func TestCheckTransitionDetails(t *testing.T) {
 		{"a reason of 10,000 characters is accepted", referrer, "draft", "cancelled", strings.Repeat("x", 10000), nil, "", ""},
 		{"a reason over 10,000 characters is refused", referrer, "draft", "cancelled", strings.Repeat("x", 10001), nil, rooms.CodeInvalid, "reason"},
 		{"a reason over 10,000 characters is refused even where none is needed", referrer, "draft", "submitted", strings.Repeat("x", 10001), nil, rooms.CodeInvalid, "reason"},
-		{"each pathway bed type is accepted: neurosurgical", specialist, "in_triage", "accepted", "", with("bed_type", "neurosurgical"), "", ""},
-		{"each pathway bed type is accepted: spinal", specialist, "in_triage", "accepted", "", with("bed_type", "spinal"), "", ""},
-		{"each pathway bed type is accepted: oncology", specialist, "in_triage", "accepted", "", with("bed_type", "oncology"), "", ""},
+		{"each pathway bed type is accepted: neurosurgical", specialist, "in_triage", "accepted", "", with("accepted", "bed_type", "neurosurgical"), "", ""},
+		{"each pathway bed type is accepted: spinal", specialist, "in_triage", "accepted", "", with("accepted", "bed_type", "spinal"), "", ""},
+		{"each pathway bed type is accepted: oncology", specialist, "in_triage", "accepted", "", with("accepted", "bed_type", "oncology"), "", ""},
 		{"a reason over several lines with tabs is accepted", specialist, "in_triage", "declined", "Not MSCC:\n\tdegenerative disease only.\r\n", nil, "", ""},
 		{"a reason containing a NUL byte is refused", specialist, "in_triage", "declined", "no\x00bed", nil, rooms.CodeInvalid, "reason"},
 		{"a reason containing an escape character is refused", referrer, "draft", "submitted", "\x1b[2J", nil, rooms.CodeInvalid, "reason"},
-		{"a bed type the pathway does not have", specialist, "in_triage", "accepted", "", with("bed_type", "icu"), rooms.CodeInvalid, "outcome.bed_type"},
-		{"a bed type in the wrong case", specialist, "in_triage", "accepted", "", with("bed_type", "Spinal"), rooms.CodeInvalid, "outcome.bed_type"},
-		{"a bed type that is not text", specialist, "in_triage", "accepted", "", with("bed_type", 3), rooms.CodeInvalid, "outcome.bed_type"},
-		{"a bed of only spaces", bedManager, "accepted", "transfer_booked", "", with("bed", "   "), rooms.CodeInvalid, "outcome.bed"},
-		{"a bed that is not text", bedManager, "accepted", "transfer_booked", "", with("bed", 12), rooms.CodeInvalid, "outcome.bed"},
-		{"a transfer time that is not a timestamp", bedManager, "accepted", "transfer_booked", "", with("transfer_at", "tomorrow 2pm"), rooms.CodeInvalid, "outcome.transfer_at"},
-		{"a transfer date without a time", bedManager, "accepted", "transfer_booked", "", with("transfer_at", "2026-03-01"), rooms.CodeInvalid, "outcome.transfer_at"},
-		{"a transfer time with an offset", bedManager, "accepted", "transfer_booked", "", with("transfer_at", "2026-07-01T14:30:00+01:00"), "", ""},
+		{"a bed type the pathway does not have", specialist, "in_triage", "accepted", "", with("accepted", "bed_type", "icu"), rooms.CodeInvalid, "outcome.bed_type"},
+		{"a bed type in the wrong case", specialist, "in_triage", "accepted", "", with("accepted", "bed_type", "Spinal"), rooms.CodeInvalid, "outcome.bed_type"},
+		{"a bed type that is not text", specialist, "in_triage", "accepted", "", with("accepted", "bed_type", 3), rooms.CodeInvalid, "outcome.bed_type"},
+		{"a ward of only spaces", bedManager, "accepted", "transfer_booked", "", with("transfer_booked", "ward", "   "), rooms.CodeInvalid, "outcome.ward"},
+		{"a ward that is not text", bedManager, "accepted", "transfer_booked", "", with("transfer_booked", "ward", 12), rooms.CodeInvalid, "outcome.ward"},
+		{"a transfer time that is not a timestamp", bedManager, "accepted", "transfer_booked", "", with("transfer_booked", "expected_at", "tomorrow 2pm"), rooms.CodeInvalid, "outcome.expected_at"},
+		{"a transfer date without a time", bedManager, "accepted", "transfer_booked", "", with("transfer_booked", "expected_at", "2026-03-01"), rooms.CodeInvalid, "outcome.expected_at"},
+		{"a transfer time with an offset", bedManager, "accepted", "transfer_booked", "", with("transfer_booked", "expected_at", "2026-07-01T14:30:00+01:00"), "", ""},
 		{"a party not allowed is forbidden before missing details are checked", referrer, "in_triage", "declined", "", nil, rooms.CodeForbidden, ""},
 		{"one allowed party among several suffices", []rooms.Party{rooms.PartyReferrer, rooms.PartyCoordinator}, "submitted", "in_triage", "", nil, "", ""},
 		{"no parties at all is forbidden", nil, "submitted", "in_triage", "", nil, rooms.CodeForbidden, ""},
-		{"an unknown target status", specialist, "in_triage", "archived", fullReason, fullOutcome(), rooms.CodeInvalid, "to"},
-		{"an empty target status", specialist, "in_triage", "", fullReason, fullOutcome(), rooms.CodeInvalid, "to"},
-		{"an unknown current status", specialist, "archived", "in_triage", fullReason, fullOutcome(), rooms.CodeInvalid, "to"},
+		{"an unknown target status", specialist, "in_triage", "archived", fullReason, fullOutcome("accepted"), rooms.CodeInvalid, "to"},
+		{"an empty target status", specialist, "in_triage", "", fullReason, fullOutcome("accepted"), rooms.CodeInvalid, "to"},
+		{"an unknown current status", specialist, "archived", "in_triage", fullReason, nil, rooms.CodeInvalid, "to"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -211,7 +223,7 @@ func TestCheckTransitionDetails(t *testing.T) {
 }
 
 func TestCheckTransitionForbiddenSaysWho(t *testing.T) {
-	err := rooms.CheckTransition(rooms.MSCC("RET"), []rooms.Party{rooms.PartyReferrer}, "accepted", "transfer_booked", "", fullOutcome())
+	err := rooms.CheckTransition(rooms.MSCC("RET"), []rooms.Party{rooms.PartyReferrer}, "accepted", "transfer_booked", "", fullOutcome("transfer_booked"))
 	var e *rooms.Error
 	if !errors.As(err, &e) || e.Code != rooms.CodeForbidden {
 		t.Fatalf("got %v, want forbidden", err)

@@ -26,15 +26,17 @@ type NewUser struct {
 // Validate checks the account's fields, naming the first one at fault.
 func (n *NewUser) Validate() error {
 	n.Name = strings.TrimSpace(n.Name)
+	// Checked before lower-casing, which would turn bytes that are not
+	// UTF-8 into U+FFFD and hide them.
+	emailErr := CheckEmail("email", strings.TrimSpace(n.Email))
 	n.Email = NormaliseEmail(n.Email)
 	n.RegistrationNumber = strings.ToUpper(strings.TrimSpace(n.RegistrationNumber))
 	n.Organisation = strings.ToUpper(strings.TrimSpace(n.Organisation))
-	if n.Name == "" || len(n.Name) > 200 || hasControl(n.Name) {
-		return Invalid("name", "name is required (at most 200 characters)")
+	if err := checkName("name", "name", n.Name); err != nil {
+		return err
 	}
-	at := strings.LastIndexByte(n.Email, '@')
-	if at < 1 || at == len(n.Email)-1 || len(n.Email) > 254 || strings.ContainsAny(n.Email, " \t\r\n") {
-		return Invalid("email", "a valid work email address is required")
+	if emailErr != nil {
+		return emailErr
 	}
 	if err := ValidateRegistration("professional_body", "registration_number", n.ProfessionalBody, n.RegistrationNumber); err != nil {
 		return err
@@ -73,6 +75,9 @@ type Credentials struct {
 // and written in one transaction and only the credential fields can change,
 // so a concurrent change of status (a suspension) is never undone.
 func (s *Service) UpdateCredentials(ctx context.Context, c Caller, userID, event string, change func(*Credentials)) error {
+	if err := CheckID("user_id", userID); err != nil {
+		return err
+	}
 	return s.store.InTx(ctx, func(tx Tx) error {
 		u, err := tx.LockUser(ctx, userID)
 		if err != nil {
@@ -96,8 +101,8 @@ func (s *Service) PutOrganisation(ctx context.Context, c Caller, o Organisation)
 	if err := ValidateODS("ods", o.ODS); err != nil {
 		return err
 	}
-	if o.Name == "" {
-		return Invalid("name", "organisation name is required")
+	if err := (textRule{what: "organisation name", required: true, maxChars: MaxNameLen}).check("name", o.Name); err != nil {
+		return err
 	}
 	return s.store.InTx(ctx, func(tx Tx) error {
 		if err := tx.PutOrganisation(ctx, o); err != nil {
@@ -112,6 +117,9 @@ func (s *Service) PutOrganisation(ctx context.Context, c Caller, o Organisation)
 func (s *Service) PutPathway(ctx context.Context, c Caller, p Pathway) error {
 	if p.ID == "" {
 		return Invalid("id", "pathway id is required")
+	}
+	if err := ruleKey.check("id", p.ID); err != nil {
+		return err
 	}
 	return s.store.InTx(ctx, func(tx Tx) error {
 		if _, err := tx.Organisation(ctx, p.ReceivingOrganisation); errors.Is(err, ErrNotFound) {

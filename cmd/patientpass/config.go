@@ -28,6 +28,7 @@ var errUsage = errors.New("usage")
 type config struct {
 	Addr           string
 	DebugAddr      string
+	MetricsAddr    string
 	DataDir        string
 	DatabaseURL    string
 	RedisURL       string
@@ -54,6 +55,7 @@ func (a *app) flagSet(name string, cfg *config) *flag.FlagSet {
 	}
 	host, _ := os.Hostname()
 	fs.StringVar(&cfg.Addr, "addr", env("PATIENTPASS_ADDR", ":8080"), "listen address (PATIENTPASS_ADDR)")
+	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", env("PATIENTPASS_METRICS_ADDR", ""), "listen address of the Prometheus metrics (/metrics); unset turns them off; keep it off the public network (PATIENTPASS_METRICS_ADDR)")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", env("PATIENTPASS_DEBUG_ADDR", ""), "listen address of the Go profiler (/debug/pprof/); unset turns it off; keep it on loopback (PATIENTPASS_DEBUG_ADDR)")
 	fs.StringVar(&cfg.DataDir, "data-dir", env("PATIENTPASS_DATA_DIR", "./data"), "embedded store file and generated secrets (PATIENTPASS_DATA_DIR)")
 	fs.StringVar(&cfg.DatabaseURL, "database-url", env("DATABASE_URL", ""), "postgres://… for Postgres; unset uses the embedded store (DATABASE_URL)")

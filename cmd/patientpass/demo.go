@@ -38,8 +38,7 @@ var demoUsers = []rooms.NewUser{
 // step is keyed (users by email, commands by ref), so seeding again changes
 // nothing; a changed demo password or TOTP secret is applied to the existing
 // users.
-func (a *app) seedDemo(ctx context.Context, svc *rooms.Service, cfg config) error {
-	store := svc.Store()
+func (a *app) seedDemo(ctx context.Context, svc *rooms.Service, store rooms.Store, cfg config) error {
 	// Generated secrets are kept in the store so that every restart and
 	// every node shares them; they protect demo accounts only.
 	pw, err := secretSetting(ctx, store, "demo.password", cfg.DemoPassword, func() string { return rand.Text()[:20] })
@@ -68,7 +67,7 @@ func (a *app) seedDemo(ctx context.Context, svc *rooms.Service, cfg config) erro
 	}
 	users := map[string]rooms.User{}
 	for _, n := range demoUsers {
-		u, err := ensureDemoUser(ctx, svc, n, pw, totp)
+		u, err := ensureDemoUser(ctx, svc, store, n, pw, totp)
 		if err != nil {
 			return fmt.Errorf("demo user %s: %w", n.Email, err)
 		}
@@ -101,11 +100,11 @@ func secretSetting(ctx context.Context, store rooms.Store, key, explicit string,
 	return v, nil
 }
 
-func ensureDemoUser(ctx context.Context, svc *rooms.Service, n rooms.NewUser, pw, totp string) (rooms.User, error) {
+func ensureDemoUser(ctx context.Context, svc *rooms.Service, store rooms.Store, n rooms.NewUser, pw, totp string) (rooms.User, error) {
 	if n.HasAdminRole() {
 		n.TOTPSecret = totp
 	}
-	u, err := svc.Store().UserByEmail(ctx, n.Email)
+	u, err := store.UserByEmail(ctx, n.Email)
 	if errors.Is(err, rooms.ErrNotFound) {
 		if n.PasswordHash, err = password.Hash(pw); err != nil {
 			return rooms.User{}, err
@@ -170,7 +169,7 @@ func seedDemoReferrals(ctx context.Context, svc *rooms.Service, users map[string
 	}
 	move := func(c rooms.Caller, ref string, to rooms.Status, reason string, outcome map[string]any) step {
 		return func(id string) error {
-			_, err := svc.Transition(ctx, c, rooms.Transition{Ref: ref, ReferralID: id, To: to, Reason: reason, Outcome: outcome})
+			_, _, err := svc.Transition(ctx, c, rooms.Transition{Ref: ref, ReferralID: id, To: to, Reason: reason, Outcome: outcome})
 			return err
 		}
 	}
@@ -178,7 +177,7 @@ func seedDemoReferrals(ctx context.Context, svc *rooms.Service, users map[string
 		return func(id string) error {
 			// Base revision 0: the first edit of the section. On a repeat the ref
 			// returns the first result before the base is looked at.
-			_, err := svc.EditPlan(ctx, c, rooms.EditPlan{Ref: ref, ReferralID: id, Section: section, Text: text})
+			_, _, err := svc.EditPlan(ctx, c, rooms.EditPlan{Ref: ref, ReferralID: id, Section: section, Text: text})
 			return err
 		}
 	}

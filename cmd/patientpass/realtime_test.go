@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"patientpass/hub/broker/redisbroker/redistest"
 	wsclient "patientpass/hub/client"
-	"patientpass/hub/redistest"
 	"patientpass/hub/wire"
 	"patientpass/persistence/postgres/pgtest"
 )

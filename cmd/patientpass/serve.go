@@ -9,10 +9,14 @@ import (
 	"net/http/pprof"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"patientpass/hub"
+	"patientpass/hub/auth"
+	"patientpass/hub/broker"
+	"patientpass/hub/broker/redisbroker"
+	"patientpass/hub/metrics"
+	"patientpass/hub/realtime"
 	"patientpass/rooms"
 )
 
@@ -34,25 +38,38 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	defer store.Close()
 	log.Info().Str("store", storeKind(cfg)).Msg("store open and migrated")
 
-	checks := []hub.Check{{Name: "store", Pinger: store}}
-	var newBroker func(hub.BrokerHandler) (hub.Broker, error) // nil: in-process
+	m := metrics.New()
+	var newBroker func(broker.Handler) (broker.Broker, error) // nil: in-process
 	if cfg.RedisURL != "" {
-		opts, err := redis.ParseURL(cfg.RedisURL)
+		rdb, err := redisbroker.NewClient(cfg.RedisURL, "patientpass:"+cfg.Node)
 		if err != nil {
 			return fmt.Errorf("REDIS_URL: %w", err)
 		}
-		opts.ClientName = "patientpass:" + cfg.Node
-		rdb := redis.NewClient(opts)
 		defer rdb.Close()
-		checks = append(checks, hub.Check{Name: "broker", Pinger: redisPinger{rdb}})
-		newBroker = func(h hub.BrokerHandler) (hub.Broker, error) {
-			return hub.NewRedisBroker(ctx, rdb, redisPrefix, h, log)
+		newBroker = func(h broker.Handler) (broker.Broker, error) {
+			return redisbroker.New(ctx, rdb, redisPrefix, h, log)
 		}
 	}
-
-	svc := rooms.NewService(rooms.Config{Store: store, Node: cfg.Node})
+	// The real-time hub is the service's publisher, and the referral feed
+	// reads through the service: the hub starts first, the feed is added
+	// once the service exists.
+	rt, err := realtime.New(realtime.Config{Node: cfg.Node}, log, m, newBroker)
+	if err != nil {
+		return fmt.Errorf("start the real-time hub: %w", err)
+	}
+	svc := rooms.NewService(rooms.Config{Store: store, Node: cfg.Node, Publisher: rt})
+	rt.AddFeed(realtime.ReferralFeed{Service: svc})
+	// Whatever happens from here, the hub's goroutines end before the
+	// store closes (deferred above, so it runs after this).
+	defer func() {
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+		defer cancel()
+		if err := rt.Shutdown(shutdownCtx); err != nil {
+			log.Warn().Err(err).Msg("real-time hub did not shut down cleanly")
+		}
+	}()
 	if cfg.Demo {
-		if err := a.seedDemo(ctx, svc, cfg); err != nil {
+		if err := a.seedDemo(ctx, svc, store, cfg); err != nil {
 			return fmt.Errorf("seed demo data: %w", err)
 		}
 	}
@@ -62,8 +79,8 @@ func (a *app) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	srv, err := hub.NewServer(hub.Config{
-		Service: svc, Logger: log, PublicURL: cfg.PublicURL, SessionKeys: keys, Checks: checks,
-		Broker: newBroker, Realtime: hub.RealtimeConfig{Node: cfg.Node},
+		Service: svc, Store: store, Realtime: rt, Metrics: m, Logger: log, PublicURL: cfg.PublicURL,
+		SessionKeys: keys, Checks: []hub.Check{{Name: "store", Pinger: store}},
 	})
 	if err != nil {
 		return err
@@ -75,17 +92,17 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if a.onListen != nil {
 		a.onListen(ln.Addr())
 	}
-	httpSrv := &http.Server{
-		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+	httpSrv := srv.HTTPServer()
+	if cfg.MetricsAddr != "" {
+		if err := serveAside(ctx, "metrics", cfg.MetricsAddr, m.Handler(), log); err != nil {
+			return err
+		}
 	}
 	log.Info().Str("addr", ln.Addr().String()).Str("public_url", cfg.PublicURL).Msg("serving")
 
 	go expireSessions(ctx, store, log)
 	if cfg.DebugAddr != "" {
-		if err := serveDebug(ctx, cfg.DebugAddr, log); err != nil {
+		if err := serveAside(ctx, "profiler", cfg.DebugAddr, debugHandler(), log); err != nil {
 			return err
 		}
 	}
@@ -113,34 +130,35 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	return nil
 }
 
-// serveDebug serves the Go profiler on its own listener, apart from the
-// public handler, until ctx ends. It exposes no patient data, but it does
-// expose the process's internals, so it belongs on loopback.
-func serveDebug(ctx context.Context, addr string, log zerolog.Logger) error {
+// serveAside serves h on a listener of its own, apart from the public
+// handler, until ctx ends: the metrics and the profiler expose no patient
+// data, but they do expose the process's internals, so they belong on
+// loopback or a management network.
+func serveAside(ctx context.Context, what, addr string, h http.Handler, log zerolog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("listen on debug address %s: %w", addr, err)
+		return fmt.Errorf("listen on %s address %s: %w", what, addr, err)
 	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: hub.HeaderTimeout, IdleTimeout: hub.IdleTimeout}
+	go func() { _ = srv.Serve(ln) }()
+	context.AfterFunc(ctx, func() { _ = srv.Close() })
+	log.Info().Str("addr", ln.Addr().String()).Msg(what + " listening")
+	return nil
+}
+
+// debugHandler serves the Go profiler.
+func debugHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	context.AfterFunc(ctx, func() { _ = srv.Close() })
-	log.Info().Str("addr", ln.Addr().String()).Msg("profiler listening")
-	return nil
+	return mux
 }
 
 // redisPrefix starts every Redis channel Patient Pass uses.
 const redisPrefix = "patientpass:"
-
-// redisPinger reports whether Redis answers.
-type redisPinger struct{ rdb *redis.Client }
-
-func (p redisPinger) Ping(ctx context.Context) error { return p.rdb.Ping(ctx).Err() }
 
 // expireSessions removes sessions past their idle or absolute timeout every
 // few minutes. They are refused as soon as they expire whether or not this
@@ -155,7 +173,7 @@ func expireSessions(ctx context.Context, store rooms.Store, log zerolog.Logger) 
 		case <-tick.C:
 		}
 		now := time.Now()
-		n, err := store.DeleteExpiredSessions(ctx, now.Add(-hub.IdleTimeout), now.Add(-hub.AbsoluteTimeout))
+		n, err := store.DeleteExpiredSessions(ctx, now.Add(-auth.IdleTimeout), now.Add(-auth.AbsoluteTimeout))
 		if err != nil {
 			log.Warn().Err(err).Msg("expire sessions")
 			continue

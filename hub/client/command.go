@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"patientpass/hub/wire"
 )
@@ -42,6 +43,8 @@ type command struct {
 	done   chan struct{}
 	ack    Ack
 	err    error
+	// limited counts the times the server refused it as rate limited.
+	limited int
 }
 
 // Send sends a message, plan_edit or transition frame and waits for the
@@ -135,6 +138,43 @@ func (c *Client) answerCommand(ref string, ack Ack, err error) bool {
 	close(cmd.done)
 	return true
 }
+
+// retryLimited sends again, after a pause that grows with each refusal, a
+// command the server refused as rate limited: such a command was not
+// executed, so sending it again with its ref is safe. It reports whether
+// ref was waiting for an answer.
+func (c *Client) retryLimited(ref string) bool {
+	c.mu.Lock()
+	cmd, waiting := c.pending[ref]
+	if !waiting {
+		c.mu.Unlock()
+		return false
+	}
+	cmd.limited++
+	pause := min(time.Duration(cmd.limited)*rateLimitPause, maxRateLimitPause)
+	c.mu.Unlock()
+	time.AfterFunc(pause, func() {
+		c.mu.Lock()
+		conn := c.conn
+		if c.stopped || c.pending[ref] != cmd || conn == nil {
+			// Answered, given up, or disconnected: a new connection
+			// re-sends whatever is still waiting.
+			c.mu.Unlock()
+			return
+		}
+		cmd.sentOn = c.gen
+		c.mu.Unlock()
+		_ = c.write(conn, cmd.frame)
+	})
+	return true
+}
+
+// The pause before re-sending a rate-limited command grows by
+// rateLimitPause with each refusal, up to maxRateLimitPause.
+const (
+	rateLimitPause    = 100 * time.Millisecond
+	maxRateLimitPause = 2 * time.Second
+)
 
 // Typing tells the room the user is typing. It is not replayed: between
 // connections it fails with ErrNotConnected, and a refusal goes to OnFrame.

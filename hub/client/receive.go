@@ -33,6 +33,8 @@ func (c *Client) handleFrame(data []byte, received time.Time) {
 		claimed = c.answerCommand(f.Ref, Ack{Ref: f.Ref, Referral: f.Referral, Seq: f.Seq}, nil)
 	case wire.TypeError:
 		switch {
+		case f.Ref != "" && f.Code == "rate_limited":
+			claimed = c.retryLimited(f.Ref)
 		case f.Ref != "":
 			claimed = c.answerCommand(f.Ref, Ack{}, serverError(f))
 		case f.Topic != "":

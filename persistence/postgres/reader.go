@@ -156,18 +156,18 @@ func (r reader) Pathways(ctx context.Context) ([]rooms.Pathway, error) {
 const referralColumns = `r.id, r.pathway_id, r.status, r.priority,
 	r.patient_nhs_number, r.patient_name, r.patient_date_of_birth, r.patient_sex,
 	r.form, r.contact_phone, r.consultant_discussed, r.referrer,
-	r.referring_organisation, r.receiving_organisation, r.assignee_id, r.outcome,
+	r.referring_organisation, r.receiving_organisation, r.assignee_id, r.outcomes,
 	r.submitted_at, r.triage_due_at, r.created_at, r.updated_at, r.head_seq`
 
 func scanReferral(row pgx.Row) (rooms.Referral, error) {
 	var (
-		x             rooms.Referral
-		form, outcome []byte
+		x              rooms.Referral
+		form, outcomes []byte
 	)
 	err := row.Scan(&x.ID, &x.PathwayID, &x.Status, &x.Priority,
 		&x.Patient.NHSNumber, &x.Patient.Name, &x.Patient.DateOfBirth, &x.Patient.Sex,
 		&form, &x.ContactPhone, &x.ConsultantDiscussed, &x.Referrer,
-		&x.ReferringOrganisation, &x.ReceivingOrganisation, &x.AssigneeID, &outcome,
+		&x.ReferringOrganisation, &x.ReceivingOrganisation, &x.AssigneeID, &outcomes,
 		&x.SubmittedAt, &x.TriageDueAt, &x.CreatedAt, &x.UpdatedAt, &x.HeadSeq)
 	if err != nil {
 		return x, err
@@ -175,8 +175,8 @@ func scanReferral(row pgx.Row) (rooms.Referral, error) {
 	if x.Form, err = unmarshalJSON(form); err != nil {
 		return x, fmt.Errorf("decode form: %w", err)
 	}
-	if x.Outcome, err = unmarshalJSON(outcome); err != nil {
-		return x, fmt.Errorf("decode outcome: %w", err)
+	if x.Outcomes, err = unmarshalOutcomes(outcomes); err != nil {
+		return x, fmt.Errorf("decode outcomes: %w", err)
 	}
 	x.SubmittedAt, x.TriageDueAt = utcPtr(x.SubmittedAt), utcPtr(x.TriageDueAt)
 	x.CreatedAt, x.UpdatedAt = utc(x.CreatedAt), utc(x.UpdatedAt)

@@ -280,3 +280,27 @@ func unmarshalJSON(b []byte) (map[string]any, error) {
 	}
 	return m, nil
 }
+
+// marshalOutcomes encodes a referral's outcomes by status for a nullable
+// jsonb column; none is NULL.
+func marshalOutcomes(o map[rooms.Status]map[string]any) ([]byte, error) {
+	if len(o) == 0 {
+		return nil, nil
+	}
+	return json.Marshal(o)
+}
+
+// unmarshalOutcomes decodes the outcomes column; NULL and {} are none.
+func unmarshalOutcomes(b []byte) (map[rooms.Status]map[string]any, error) {
+	if b == nil {
+		return nil, nil
+	}
+	var o map[rooms.Status]map[string]any
+	if err := json.Unmarshal(b, &o); err != nil {
+		return nil, err
+	}
+	if len(o) == 0 {
+		return nil, nil
+	}
+	return o, nil
+}

@@ -13,3 +13,12 @@ import (
 func TestStoreContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) rooms.Store { return openStore(t, pgtest.URL(t)) })
 }
+
+// TestSharedStoreContract runs the checks that need two nodes: two stores,
+// each with its own pool, on one schema.
+func TestSharedStoreContract(t *testing.T) {
+	storetest.RunShared(t, func(t *testing.T) (rooms.Store, rooms.Store) {
+		url := pgtest.URL(t)
+		return openStore(t, url), openStore(t, url)
+	})
+}

@@ -176,22 +176,22 @@ func (r reader) Pathways(ctx context.Context) ([]rooms.Pathway, error) {
 const referralColumns = `id, pathway_id, status, priority,
 	patient_nhs_number, patient_name, patient_date_of_birth, patient_sex,
 	form, contact_phone, consultant_discussed, referrer,
-	referring_organisation, receiving_organisation, assignee_id, outcome,
+	referring_organisation, receiving_organisation, assignee_id, outcomes,
 	submitted_at, triage_due_at, created_at, updated_at, head_seq`
 
 func scanReferral(row interface{ Scan(...any) error }) (rooms.Referral, error) {
 	var (
-		r                 rooms.Referral
-		status, priority  string
-		form, referrer    string
-		assignee, outcome sql.NullString
-		submitted, due    sql.NullInt64
-		created, updated  int64
+		r                  rooms.Referral
+		status, priority   string
+		form, referrer     string
+		assignee, outcomes sql.NullString
+		submitted, due     sql.NullInt64
+		created, updated   int64
 	)
 	err := row.Scan(&r.ID, &r.PathwayID, &status, &priority,
 		&r.Patient.NHSNumber, &r.Patient.Name, &r.Patient.DateOfBirth, &r.Patient.Sex,
 		&form, &r.ContactPhone, &r.ConsultantDiscussed, &referrer,
-		&r.ReferringOrganisation, &r.ReceivingOrganisation, &assignee, &outcome,
+		&r.ReferringOrganisation, &r.ReceivingOrganisation, &assignee, &outcomes,
 		&submitted, &due, &created, &updated, &r.HeadSeq)
 	if err != nil {
 		return rooms.Referral{}, err
@@ -203,9 +203,12 @@ func scanReferral(row interface{ Scan(...any) error }) (rooms.Referral, error) {
 	if err := json.Unmarshal([]byte(referrer), &r.Referrer); err != nil {
 		return rooms.Referral{}, fmt.Errorf("decode referrer of referral %s: %w", r.ID, err)
 	}
-	if outcome.Valid {
-		if err := json.Unmarshal([]byte(outcome.String), &r.Outcome); err != nil {
-			return rooms.Referral{}, fmt.Errorf("decode outcome of referral %s: %w", r.ID, err)
+	if outcomes.Valid {
+		if err := json.Unmarshal([]byte(outcomes.String), &r.Outcomes); err != nil {
+			return rooms.Referral{}, fmt.Errorf("decode outcomes of referral %s: %w", r.ID, err)
+		}
+		if len(r.Outcomes) == 0 {
+			r.Outcomes = nil
 		}
 	}
 	r.AssigneeID = assignee.String

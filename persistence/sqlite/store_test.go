@@ -36,6 +36,24 @@ func TestContract(t *testing.T) {
 	})
 }
 
+// TestSharedContract runs the checks that need two stores on one database:
+// here two stores opened on one file, as two processes would.
+func TestSharedContract(t *testing.T) {
+	storetest.RunShared(t, func(t *testing.T) (rooms.Store, rooms.Store) {
+		a, path := openTemp(t)
+		b, err := sqlite.Open(t.Context(), path)
+		if err != nil {
+			t.Fatalf("open the store a second time: %v", err)
+		}
+		t.Cleanup(func() {
+			if err := b.Close(); err != nil {
+				t.Errorf("close second store: %v", err)
+			}
+		})
+		return a, b
+	})
+}
+
 func TestDataSurvivesReopen(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "data", "patientpass.db")

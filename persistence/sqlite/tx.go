@@ -73,7 +73,7 @@ func (t *Tx) PutPathway(ctx context.Context, p rooms.Pathway) error {
 // CreateReferral stores a new referral and its participants;
 // rooms.ErrDuplicate when the id is taken.
 func (t *Tx) CreateReferral(ctx context.Context, r rooms.Referral) error {
-	form, referrer, outcome, err := encodeReferral(r)
+	form, referrer, outcomes, err := encodeReferral(r)
 	if err != nil {
 		return err
 	}
@@ -82,7 +82,7 @@ func (t *Tx) CreateReferral(ctx context.Context, r rooms.Referral) error {
 		r.ID, r.PathwayID, string(r.Status), string(r.Priority),
 		r.Patient.NHSNumber, r.Patient.Name, r.Patient.DateOfBirth, r.Patient.Sex,
 		form, r.ContactPhone, r.ConsultantDiscussed, referrer,
-		r.ReferringOrganisation, r.ReceivingOrganisation, nullString(r.AssigneeID), outcome,
+		r.ReferringOrganisation, r.ReceivingOrganisation, nullString(r.AssigneeID), outcomes,
 		nullMicros(r.SubmittedAt), nullMicros(r.TriageDueAt), micros(r.CreatedAt), micros(r.UpdatedAt), r.HeadSeq)
 	if err != nil {
 		return mapWrite(err, "create referral %s", r.ID)
@@ -95,23 +95,23 @@ func (t *Tx) CreateReferral(ctx context.Context, r rooms.Referral) error {
 	return nil
 }
 
-func encodeReferral(r rooms.Referral) (form, referrer string, outcome sql.NullString, err error) {
+func encodeReferral(r rooms.Referral) (form, referrer string, outcomes sql.NullString, err error) {
 	f, err := json.Marshal(r.Form)
 	if err != nil {
-		return "", "", outcome, fmt.Errorf("encode form of referral %s: %w", r.ID, err)
+		return "", "", outcomes, fmt.Errorf("encode form of referral %s: %w", r.ID, err)
 	}
 	a, err := json.Marshal(r.Referrer)
 	if err != nil {
-		return "", "", outcome, fmt.Errorf("encode referrer of referral %s: %w", r.ID, err)
+		return "", "", outcomes, fmt.Errorf("encode referrer of referral %s: %w", r.ID, err)
 	}
-	if len(r.Outcome) > 0 {
-		o, err := json.Marshal(r.Outcome)
+	if len(r.Outcomes) > 0 {
+		o, err := json.Marshal(r.Outcomes)
 		if err != nil {
-			return "", "", outcome, fmt.Errorf("encode outcome of referral %s: %w", r.ID, err)
+			return "", "", outcomes, fmt.Errorf("encode outcomes of referral %s: %w", r.ID, err)
 		}
-		outcome = sql.NullString{String: string(o), Valid: true}
+		outcomes = sql.NullString{String: string(o), Valid: true}
 	}
-	return string(f), string(a), outcome, nil
+	return string(f), string(a), outcomes, nil
 }
 
 // LockReferral reads a referral. The transaction already holds the database's
@@ -122,16 +122,16 @@ func (t *Tx) LockReferral(ctx context.Context, id string) (rooms.Referral, error
 
 // UpdateReferral stores the referral's mutable state.
 func (t *Tx) UpdateReferral(ctx context.Context, r rooms.Referral) error {
-	form, _, outcome, err := encodeReferral(r)
+	form, _, outcomes, err := encodeReferral(r)
 	if err != nil {
 		return err
 	}
 	res, err := t.tx.ExecContext(ctx, `UPDATE referrals SET status = ?, priority = ?, form = ?,
-		contact_phone = ?, consultant_discussed = ?, assignee_id = ?, outcome = ?,
+		contact_phone = ?, consultant_discussed = ?, assignee_id = ?, outcomes = ?,
 		submitted_at = ?, triage_due_at = ?, updated_at = ?, head_seq = ?
 		WHERE id = ?`,
 		string(r.Status), string(r.Priority), form, r.ContactPhone, r.ConsultantDiscussed,
-		nullString(r.AssigneeID), outcome, nullMicros(r.SubmittedAt), nullMicros(r.TriageDueAt),
+		nullString(r.AssigneeID), outcomes, nullMicros(r.SubmittedAt), nullMicros(r.TriageDueAt),
 		micros(r.UpdatedAt), r.HeadSeq, r.ID)
 	return oneRow(res, mapWrite(err, "update referral %s", r.ID), "update referral %s", r.ID)
 }

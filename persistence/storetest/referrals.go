@@ -18,7 +18,10 @@ var referralTests = []subtest{
 			{UserID: f.referrer.ID, Name: f.referrer.Name, AddedBy: f.referrer.ID, AddedAt: at(0)},
 		}
 		want.AssigneeID = f.specialist.ID
-		want.Outcome = map[string]any{"bed_type": "spinal", "advice": "keep flat"}
+		want.Outcomes = map[rooms.Status]map[string]any{
+			rooms.StatusAccepted:       {"bed_type": "spinal"},
+			rooms.StatusTransferBooked: {"bed_type": "neurosurgical", "ward": "Ward 4 — bed 12", "expected_at": "2026-03-01T14:30:00Z"},
+		}
 		want.SubmittedAt = ptr(at(time.Minute))
 		want.TriageDueAt = ptr(at(time.Hour))
 		want.Status = rooms.StatusSubmitted
@@ -40,7 +43,7 @@ var referralTests = []subtest{
 	{"nullable_fields_stay_empty", func(t *testing.T, s rooms.Store) {
 		f := newFixture(t, s)
 		want := f.referral("r-1", at(0))
-		want.Outcome = nil
+		want.Outcomes = nil
 		f.createReferral(t, want)
 		got, err := s.Referral(t.Context(), "r-1")
 		if err != nil {
@@ -49,10 +52,43 @@ var referralTests = []subtest{
 		if got.SubmittedAt != nil || got.TriageDueAt != nil {
 			t.Errorf("submitted %v, due %v; want both nil", got.SubmittedAt, got.TriageDueAt)
 		}
-		if got.AssigneeID != "" || len(got.Outcome) != 0 {
-			t.Errorf("assignee %q, outcome %v; want both empty", got.AssigneeID, got.Outcome)
+		if got.AssigneeID != "" || len(got.Outcomes) != 0 {
+			t.Errorf("assignee %q, outcomes %v; want both empty", got.AssigneeID, got.Outcomes)
 		}
 		checkReferral(t, "referral", got, want)
+	}},
+	{"outcomes_are_kept_by_status", func(t *testing.T, s rooms.Store) {
+		f := newFixture(t, s)
+		r := f.referral("r-1", at(0))
+		f.createReferral(t, r)
+		accepted := map[string]any{"bed_type": "spinal"}
+		r.Status = rooms.StatusAccepted
+		r.Outcomes = map[rooms.Status]map[string]any{rooms.StatusAccepted: accepted}
+		inTx(t, s, func(ctx context.Context, tx rooms.Tx) error { return tx.UpdateReferral(ctx, r) })
+
+		// A later status adds its outcome beside the first, whatever its
+		// text holds: quotes, backslashes, <, line breaks, astral letters.
+		r.Status = rooms.StatusTransferBooked
+		r.Outcomes = map[rooms.Status]map[string]any{
+			rooms.StatusAccepted:        accepted,
+			rooms.StatusTransferBooked:  {"bed_type": "neurosurgical", "ward": `Ward "4" \ <b>𝒜</b>`, "expected_at": "2026-03-01T14:30:00+01:00"},
+			rooms.StatusManagedRemotely: {"advice": "line one\nline two\ttabbed"},
+		}
+		inTx(t, s, func(ctx context.Context, tx rooms.Tx) error { return tx.UpdateReferral(ctx, r) })
+		got, err := s.Referral(t.Context(), "r-1")
+		if err != nil {
+			t.Fatalf("get referral: %v", err)
+		}
+		checkReferral(t, "referral with outcomes of three statuses", got, r)
+		if got.Outcomes[rooms.StatusAccepted]["bed_type"] != "spinal" {
+			t.Errorf("accepted outcome %v; want the bed type accepted for kept", got.Outcomes[rooms.StatusAccepted])
+		}
+		var listed []rooms.Referral
+		listed, err = s.Referrals(t.Context(), rooms.ReferralFilter{VisibleToUser: f.referrer.ID})
+		if err != nil || len(listed) != 1 {
+			t.Fatalf("list referrals: %d (%v); want 1", len(listed), err)
+		}
+		checkReferral(t, "listed referral", listed[0], r)
 	}},
 	{"duplicate_id_is_refused", func(t *testing.T, s rooms.Store) {
 		f := newFixture(t, s)
@@ -90,7 +126,7 @@ var referralTests = []subtest{
 		r.ContactPhone = "0151 999 9999"
 		r.ConsultantDiscussed = false
 		r.AssigneeID = f.specialist.ID
-		r.Outcome = map[string]any{"bed_type": "neurosurgical"}
+		r.Outcomes = map[rooms.Status]map[string]any{rooms.StatusAccepted: {"bed_type": "neurosurgical"}}
 		r.SubmittedAt = ptr(at(10 * time.Minute))
 		r.TriageDueAt = ptr(at(70 * time.Minute))
 		r.UpdatedAt = at(30 * time.Minute)
@@ -104,7 +140,7 @@ var referralTests = []subtest{
 
 		// Clearing must clear, not leave the old values behind.
 		r.AssigneeID = ""
-		r.Outcome = nil
+		r.Outcomes = nil
 		r.TriageDueAt = nil
 		r.SubmittedAt = nil
 		r.HeadSeq = 8

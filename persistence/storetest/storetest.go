@@ -40,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T) rooms.Store) {
 		{"settings", settingTests},
 		{"sessions", sessionTests},
 		{"credentials", credentialTests},
+		{"attempts", attemptTests},
 		{"transactions", transactionTests},
 		{"concurrency", concurrencyTests},
 	}
@@ -242,8 +243,8 @@ func normReferral(r rooms.Referral) rooms.Referral {
 	if len(r.Form) == 0 {
 		r.Form = nil
 	}
-	if len(r.Outcome) == 0 {
-		r.Outcome = nil
+	if len(r.Outcomes) == 0 {
+		r.Outcomes = nil
 	}
 	ps := make([]rooms.Participant, 0, len(r.Participants))
 	for _, p := range r.Participants {
@@ -261,7 +262,7 @@ func normReferral(r rooms.Referral) rooms.Referral {
 }
 
 // checkReferral compares every field of a referral. JSON is the comparison
-// because form and outcome values come back as JSON types.
+// because form and outcomes values come back as JSON types.
 func checkReferral(t *testing.T, what string, got, want rooms.Referral) {
 	t.Helper()
 	checkJSON(t, what, normReferral(got), normReferral(want))

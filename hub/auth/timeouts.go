@@ -1,4 +1,4 @@
-package hub
+package auth
 
 import "time"
 

@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -214,4 +215,43 @@ func unavailable(t testing.TB, why string) {
 		t.Fatalf("redistest: %s (CI is set, so Redis must be available)", why)
 	}
 	t.Skipf("redistest: %s; skipping (set CI to make this a failure)", why)
+}
+
+// KillClientNamed kills, by id, the one connection called name, and returns
+// its id.
+func KillClientNamed(t testing.TB, ctx context.Context, rdb *redis.Client, name string) string {
+	t.Helper()
+	id := ClientIDNamed(t, ctx, rdb, name)
+	if id == "" {
+		t.Fatalf("no connection named %s in CLIENT LIST", name)
+	}
+	n, err := rdb.ClientKillByFilter(ctx, "ID", id).Result()
+	if err != nil || n != 1 {
+		t.Fatalf("CLIENT KILL ID %s = %d, %v; want 1 killed", id, n, err)
+	}
+	return id
+}
+
+// ClientIDNamed returns the id of the connection called name, or "".
+func ClientIDNamed(t testing.TB, ctx context.Context, rdb *redis.Client, name string) string {
+	t.Helper()
+	list, err := rdb.ClientList(ctx).Result()
+	if err != nil {
+		t.Fatalf("CLIENT LIST: %v", err)
+	}
+	id := ""
+	for line := range strings.Lines(list) {
+		fields := map[string]string{}
+		for f := range strings.FieldsSeq(line) {
+			k, v, _ := strings.Cut(f, "=")
+			fields[k] = v
+		}
+		if fields["name"] == name {
+			if id != "" {
+				t.Fatalf("two connections are named %s", name)
+			}
+			id = fields["id"]
+		}
+	}
+	return id
 }

@@ -1,4 +1,7 @@
-package hub
+// Package broker carries wake-ups between nodes: the interface the real-time
+// hub needs, and the in-process broker of a single node. The Redis broker is
+// in the redisbroker sub-package, so only it depends on go-redis.
+package broker
 
 import (
 	"context"
@@ -26,15 +29,15 @@ type Broker interface {
 	Close() error
 }
 
-// BrokerHandler receives what a broker delivers. Deliver is called from the
+// Handler receives what a broker delivers. Deliver is called from the
 // broker's single receiving goroutine, in the order the broker received them,
 // and must not block for long. Resync is called after the broker has
 // (re)established its subscriptions following a connection loss, so the
 // caller repairs any gap from the store.
-type BrokerHandler interface {
+type Handler interface {
 	Deliver(topic string, payload []byte)
 	Resync()
 }
 
-// ErrBrokerClosed is returned by a broker's methods after Close.
-var ErrBrokerClosed = errors.New("broker closed")
+// ErrClosed is returned by a broker's methods after Close.
+var ErrClosed = errors.New("broker closed")

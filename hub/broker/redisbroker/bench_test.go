@@ -1,4 +1,4 @@
-package hub_test
+package redisbroker_test
 
 import (
 	"context"
@@ -9,8 +9,9 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"patientpass/hub"
-	"patientpass/hub/redistest"
+	"patientpass/hub/broker"
+	"patientpass/hub/broker/redisbroker"
+	"patientpass/hub/broker/redisbroker/redistest"
 	"patientpass/rooms"
 )
 
@@ -91,7 +92,7 @@ const deliveryWait = 20 * time.Second
 
 // startBenchBroker builds a broker delivering to h with newBroker, subscribes
 // it to benchTopic, and closes it when the benchmark ends.
-func startBenchBroker(b *testing.B, h hub.BrokerHandler, newBroker func(*testing.B, hub.BrokerHandler) hub.Broker) hub.Broker {
+func startBenchBroker(b *testing.B, h broker.Handler, newBroker func(*testing.B, broker.Handler) broker.Broker) broker.Broker {
 	b.Helper()
 	br := newBroker(b, h)
 	b.Cleanup(func() {
@@ -110,7 +111,7 @@ func startBenchBroker(b *testing.B, h hub.BrokerHandler, newBroker func(*testing
 // benchmarkBroker measures a broker built by newBroker: Publish alone, from
 // one goroutine and from several, and the round trip from Publish to the
 // handler's Deliver.
-func benchmarkBroker(b *testing.B, newBroker func(*testing.B, hub.BrokerHandler) hub.Broker) {
+func benchmarkBroker(b *testing.B, newBroker func(*testing.B, broker.Handler) broker.Broker) {
 	payload := benchPayload(b)
 
 	// Publish only. Deliveries happen meanwhile on the broker's goroutine,
@@ -179,7 +180,7 @@ func benchmarkBroker(b *testing.B, newBroker func(*testing.B, hub.BrokerHandler)
 }
 
 func BenchmarkMemoryBroker(b *testing.B) {
-	benchmarkBroker(b, func(_ *testing.B, h hub.BrokerHandler) hub.Broker { return hub.NewMemoryBroker(h) })
+	benchmarkBroker(b, func(_ *testing.B, h broker.Handler) broker.Broker { return broker.NewMemory(h) })
 }
 
 // BenchmarkRedisBroker runs against the shared test Redis, under a prefix of
@@ -187,10 +188,10 @@ func BenchmarkMemoryBroker(b *testing.B) {
 func BenchmarkRedisBroker(b *testing.B) {
 	rdb := redistest.Client(b)
 	prefix := redistest.Prefix(b)
-	benchmarkBroker(b, func(b *testing.B, h hub.BrokerHandler) hub.Broker {
+	benchmarkBroker(b, func(b *testing.B, h broker.Handler) broker.Broker {
 		ctx, cancel := context.WithTimeout(context.Background(), deliveryWait)
 		defer cancel()
-		br, err := hub.NewRedisBroker(ctx, rdb, prefix, h, zerolog.Nop())
+		br, err := redisbroker.New(ctx, rdb, prefix, h, zerolog.Nop())
 		if err != nil {
 			b.Fatalf("NewRedisBroker: %v", err)
 		}

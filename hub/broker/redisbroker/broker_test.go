@@ -1,4 +1,4 @@
-package hub_test
+package redisbroker_test
 
 import (
 	"context"
@@ -14,8 +14,9 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
-	"patientpass/hub"
-	"patientpass/hub/redistest"
+	"patientpass/hub/broker"
+	"patientpass/hub/broker/redisbroker"
+	"patientpass/hub/broker/redisbroker/redistest"
 )
 
 // brokerWait bounds every wait for a delivery or a resync. It is generous
@@ -139,21 +140,19 @@ func mustDo(t *testing.T, what string, err error) {
 func TestMemoryBrokerDeliversSubscribedTopicsInOrder(t *testing.T) {
 	ctx := brokerCtx(t)
 	rec := &brokerRecorder{}
-	b := hub.NewMemoryBroker(rec)
+	b := broker.NewMemory(rec)
 	t.Cleanup(func() { _ = b.Close() })
 
 	mustDo(t, "subscribe", b.Subscribe(ctx, "referral:1"))
 	mustDo(t, "subscribe again", b.Subscribe(ctx, "referral:1")) // idempotent
 	want := numbered(200)
-	buf := make([]byte, 0, 8)
+	// A payload is shared, not copied: each publication has bytes of its
+	// own, as the hub's envelopes do.
 	for _, p := range want {
-		buf = append(buf[:0], p...)
-		mustDo(t, "publish", b.Publish(ctx, "referral:1", buf))
+		mustDo(t, "publish", b.Publish(ctx, "referral:1", []byte(p)))
 		mustDo(t, "publish unsubscribed", b.Publish(ctx, "referral:2", []byte("not for us")))
 	}
-	buf = append(buf[:0], "end"...)
-	mustDo(t, "publish", b.Publish(ctx, "referral:1", buf))
-	copy(buf, "xxx") // the broker must have kept its own copy
+	mustDo(t, "publish", b.Publish(ctx, "referral:1", []byte("end")))
 	rec.waitForPayload(t, "referral:1", "end")
 
 	d, resyncs := rec.snapshot()
@@ -183,7 +182,7 @@ func TestMemoryBrokerDeliversSubscribedTopicsInOrder(t *testing.T) {
 func TestMemoryBrokerSlowHandlerDoesNotBlockPublish(t *testing.T) {
 	ctx := brokerCtx(t)
 	rec := &brokerRecorder{block: make(chan struct{})}
-	b := hub.NewMemoryBroker(rec)
+	b := broker.NewMemory(rec)
 	t.Cleanup(func() { _ = b.Close() })
 	mustDo(t, "subscribe", b.Subscribe(ctx, "board:p1"))
 
@@ -225,27 +224,27 @@ func TestMemoryBrokerSlowHandlerDoesNotBlockPublish(t *testing.T) {
 
 func TestMemoryBrokerAfterClose(t *testing.T) {
 	ctx := brokerCtx(t)
-	b := hub.NewMemoryBroker(&brokerRecorder{})
+	b := broker.NewMemory(&brokerRecorder{})
 	mustDo(t, "ping", b.Ping(ctx))
 	mustDo(t, "close", b.Close())
 	mustDo(t, "close again", b.Close())
-	if err := b.Publish(ctx, "system", nil); !errors.Is(err, hub.ErrBrokerClosed) {
+	if err := b.Publish(ctx, "system", nil); !errors.Is(err, broker.ErrClosed) {
 		t.Errorf("Publish after Close = %v; want ErrBrokerClosed", err)
 	}
-	if err := b.Subscribe(ctx, "system"); !errors.Is(err, hub.ErrBrokerClosed) {
+	if err := b.Subscribe(ctx, "system"); !errors.Is(err, broker.ErrClosed) {
 		t.Errorf("Subscribe after Close = %v; want ErrBrokerClosed", err)
 	}
-	if err := b.Ping(ctx); !errors.Is(err, hub.ErrBrokerClosed) {
+	if err := b.Ping(ctx); !errors.Is(err, broker.ErrClosed) {
 		t.Errorf("Ping after Close = %v; want ErrBrokerClosed", err)
 	}
 }
 
 // startRedisBroker starts a broker ("a node") on rdb under prefix and closes
 // it when the test ends.
-func startRedisBroker(t *testing.T, rdb *redis.Client, prefix string) (*hub.RedisBroker, *brokerRecorder) {
+func startRedisBroker(t *testing.T, rdb *redis.Client, prefix string) (*redisbroker.Broker, *brokerRecorder) {
 	t.Helper()
 	rec := &brokerRecorder{}
-	b, err := hub.NewRedisBroker(brokerCtx(t), rdb, prefix, rec, zerolog.New(zerolog.NewTestWriter(t)))
+	b, err := redisbroker.New(brokerCtx(t), rdb, prefix, rec, zerolog.New(zerolog.NewTestWriter(t)))
 	if err != nil {
 		t.Fatalf("NewRedisBroker: %v", err)
 	}
@@ -263,7 +262,7 @@ func TestRedisBrokerFansOutAcrossNodes(t *testing.T) {
 	prefix := redistest.Prefix(t)
 	a, recA := startRedisBroker(t, rdb, prefix)
 	b, recB := startRedisBroker(t, rdb, prefix)
-	for _, n := range []*hub.RedisBroker{a, b} {
+	for _, n := range []*redisbroker.Broker{a, b} {
 		mustDo(t, "subscribe", n.Subscribe(ctx, "referral:1"))
 		mustDo(t, "subscribe", n.Subscribe(ctx, "referral:2"))
 		mustDo(t, "subscribe again", n.Subscribe(ctx, "referral:1")) // idempotent
@@ -320,59 +319,20 @@ func TestRedisBrokerFansOutAcrossNodes(t *testing.T) {
 	})
 }
 
-// killClientNamed kills, by id, the one connection called name, and returns
-// its id.
-func killClientNamed(t *testing.T, ctx context.Context, rdb *redis.Client, name string) string {
-	t.Helper()
-	id := clientIDNamed(t, ctx, rdb, name)
-	if id == "" {
-		t.Fatalf("no connection named %s in CLIENT LIST", name)
-	}
-	n, err := rdb.ClientKillByFilter(ctx, "ID", id).Result()
-	if err != nil || n != 1 {
-		t.Fatalf("CLIENT KILL ID %s = %d, %v; want 1 killed", id, n, err)
-	}
-	return id
-}
-
-// clientIDNamed returns the id of the connection called name, or "".
-func clientIDNamed(t *testing.T, ctx context.Context, rdb *redis.Client, name string) string {
-	t.Helper()
-	list, err := rdb.ClientList(ctx).Result()
-	if err != nil {
-		t.Fatalf("CLIENT LIST: %v", err)
-	}
-	id := ""
-	for line := range strings.Lines(list) {
-		fields := map[string]string{}
-		for f := range strings.FieldsSeq(line) {
-			k, v, _ := strings.Cut(f, "=")
-			fields[k] = v
-		}
-		if fields["name"] == name {
-			if id != "" {
-				t.Fatalf("two connections are named %s", name)
-			}
-			id = fields["id"]
-		}
-	}
-	return id
-}
-
 func TestRedisBrokerResyncsAfterItsConnectionIsKilled(t *testing.T) {
 	ctx := brokerCtx(t)
 	rdb := redistest.Client(t)
 	prefix := redistest.Prefix(t)
 	a, recA := startRedisBroker(t, rdb, prefix)
 	b, recB := startRedisBroker(t, rdb, prefix)
-	for _, n := range []*hub.RedisBroker{a, b} {
+	for _, n := range []*redisbroker.Broker{a, b} {
 		mustDo(t, "subscribe", n.Subscribe(ctx, "referral:1"))
 		mustDo(t, "subscribe", n.Subscribe(ctx, "user:7"))
 	}
 	mustDo(t, "publish", b.Publish(ctx, "referral:1", []byte("before")))
 	recA.waitForPayload(t, "referral:1", "before")
 
-	old := killClientNamed(t, ctx, rdb, a.ClientName())
+	old := redistest.KillClientNamed(t, ctx, rdb, a.ClientName())
 	recA.waitFor(t, "Resync on node A after its connection was killed", func(_ []brokerDelivery, n int) bool { return n > 0 })
 
 	// Resync comes once the subscriptions are back, so what is published
@@ -389,7 +349,7 @@ func TestRedisBrokerResyncsAfterItsConnectionIsKilled(t *testing.T) {
 	if n := recB.resyncCount(); n != 0 {
 		t.Errorf("node B resynced %d times though its connection was not touched", n)
 	}
-	if id := clientIDNamed(t, ctx, rdb, a.ClientName()); id == "" || id == old {
+	if id := redistest.ClientIDNamed(t, ctx, rdb, a.ClientName()); id == "" || id == old {
 		t.Errorf("after the kill, node A's connection has id %q (was %s); want a new connection with the same name", id, old)
 	}
 }

@@ -1,4 +1,4 @@
-package hub
+package auth
 
 import (
 	"context"
@@ -8,17 +8,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/gorilla/securecookie"
 	"github.com/gorilla/sessions"
 
+	"patientpass/hub/httpjson"
 	"patientpass/rooms"
 )
 
@@ -49,8 +46,9 @@ const (
 // the store (rooms.Session, keyed by the token's SHA-256), so the server can
 // end it and every node sharing the database sees the same sessions.
 type sessionManager struct {
-	store  rooms.Store
+	store  rooms.SessionStore
 	clock  rooms.Clock
+	ender  SessionEnder
 	codecs []securecookie.Codec
 	// name is the cookie name; __Host- on https, which makes the browser
 	// insist on Secure, Path=/ and no Domain.
@@ -63,7 +61,7 @@ var _ sessions.Store = (*sessionManager)(nil)
 // newSessionManager returns a session store signing cookies with keys,
 // newest first; cookies signed with an older key still verify, so keys can
 // rotate without logging everyone out.
-func newSessionManager(store rooms.Store, clock rooms.Clock, public *url.URL, keys [][]byte) (*sessionManager, error) {
+func newSessionManager(store rooms.SessionStore, clock rooms.Clock, public *url.URL, keys [][]byte, ender SessionEnder) (*sessionManager, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("at least one session key is required")
 	}
@@ -80,7 +78,7 @@ func newSessionManager(store rooms.Store, clock rooms.Clock, public *url.URL, ke
 		// refused before the store is asked.
 		c.(*securecookie.SecureCookie).MaxAge(int(AbsoluteTimeout / time.Second))
 	}
-	m := &sessionManager{store: store, clock: clock, codecs: codecs, name: "pp_session"}
+	m := &sessionManager{store: store, clock: clock, ender: ender, codecs: codecs, name: "pp_session"}
 	if public.Scheme == "https" {
 		m.secure = true
 		m.name = "__Host-pp_session"
@@ -145,6 +143,7 @@ func (m *sessionManager) Save(r *http.Request, w http.ResponseWriter, sess *sess
 			if err := m.store.DeleteSession(r.Context(), rec.ID); err != nil && !errors.Is(err, rooms.ErrNotFound) {
 				return fmt.Errorf("delete session %s: %w", rec.ID, err)
 			}
+			m.ender.EndSessions(rec.ID, "")
 		}
 		http.SetCookie(w, sessions.NewCookie(sess.Name(), "", sess.Options))
 		return nil
@@ -161,7 +160,7 @@ func (m *sessionManager) Save(r *http.Request, w http.ResponseWriter, sess *sess
 	rec := rooms.Session{
 		ID: rooms.NewID(), TokenHash: tokenHash(token), UserID: userID,
 		CreatedAt: now, LastSeenAt: now,
-		ClientAddr: clientAddr(r), UserAgent: printable(r.UserAgent(), 256),
+		ClientAddr: httpjson.ClientAddr(r), UserAgent: httpjson.Printable(r.UserAgent(), 256),
 	}
 	if err := m.store.CreateSession(r.Context(), rec); err != nil {
 		return fmt.Errorf("create session: %w", err)
@@ -189,9 +188,12 @@ func (m *sessionManager) expired(rec rooms.Session, now time.Time) bool {
 func (m *sessionManager) start(w http.ResponseWriter, r *http.Request, userID string) (rooms.Session, error) {
 	if old, err := m.New(r, m.name); err == nil && !old.IsNew {
 		// Only on the server: the new cookie below replaces the old one.
+		// Its sockets close too, on every node: they must not go on
+		// receiving events on a session that no longer exists.
 		if err := m.store.DeleteSession(r.Context(), old.ID); err != nil && !errors.Is(err, rooms.ErrNotFound) {
 			return rooms.Session{}, fmt.Errorf("end previous session %s: %w", old.ID, err)
 		}
+		m.ender.EndSessions(old.ID, "")
 	}
 	sess := sessions.NewSession(m, m.name)
 	sess.Options = m.options()
@@ -258,92 +260,4 @@ func newToken() (string, error) {
 		return "", fmt.Errorf("read random session token: %w", err)
 	}
 	return base64.RawURLEncoding.EncodeToString(b), nil
-}
-
-// clientAddr is the address of the client as the connection shows it.
-// Forwarded headers are not trusted: anyone can send them.
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
-// printable returns at most n bytes of s as valid UTF-8 without control
-// characters: headers are arbitrary bytes, and Postgres refuses invalid
-// UTF-8 and NUL in text.
-func printable(s string, n int) string {
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return -1
-		}
-		return r
-	}, strings.ToValidUTF8(s, ""))
-	for len(s) > n {
-		_, size := utf8.DecodeLastRuneInString(s)
-		s = s[:len(s)-size]
-	}
-	return s
-}
-
-// unauthenticated is the answer to a request without a working session.
-var unauthenticated = &rooms.Error{Code: rooms.CodeUnauthenticated, Message: "please log in; your session has ended or you have not logged in yet"}
-
-// totpSetupRoutes are the routes an admin who has not set up two-factor
-// authentication may use: enough to see who they are, set it up, and leave.
-var totpSetupRoutes = map[string]bool{
-	"GET /api/me":                  true,
-	"POST /api/me/totp":            true,
-	"POST /api/me/totp/confirm":    true,
-	"GET /api/me/sessions":         true,
-	"DELETE /api/me/sessions/{id}": true,
-	"DELETE /api/session":          true,
-}
-
-// authed resolves the request's session to an active user and calls h with
-// them as the caller. The user is read on every request, so a suspension
-// takes effect at once even on a node that did not perform it.
-func (s *Server) authed(h func(w http.ResponseWriter, r *http.Request, c rooms.Caller)) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sess, err := s.sessions.Get(r, s.sessions.name)
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		rec, ok := sess.Values[valueRecord].(rooms.Session)
-		if !ok {
-			if _, err := r.Cookie(s.sessions.name); err == nil {
-				s.sessions.clearCookie(w)
-			}
-			writeError(w, unauthenticated)
-			return
-		}
-		u, err := s.store.User(r.Context(), rec.UserID)
-		if err != nil && !errors.Is(err, rooms.ErrNotFound) {
-			s.fail(w, r, fmt.Errorf("read user of session %s: %w", rec.ID, err))
-			return
-		}
-		if err != nil || u.Status != rooms.UserActive {
-			if err := s.sessions.end(w, r, sess); err != nil {
-				s.fail(w, r, err)
-				return
-			}
-			writeError(w, unauthenticated)
-			return
-		}
-		if alive, err := s.sessions.touch(r.Context(), rec, s.clock.Now()); err != nil {
-			s.fail(w, r, err)
-			return
-		} else if !alive {
-			s.sessions.clearCookie(w)
-			writeError(w, unauthenticated)
-			return
-		}
-		if u.HasRole(rooms.RoleAdmin) && u.TOTPSecret == "" && !totpSetupRoutes[r.Pattern] {
-			writeError(w, rooms.Forbidden("set up two-factor authentication first: admins must use an authenticator app"))
-			return
-		}
-		h(w, r, rooms.Caller{User: u, ClientAddr: clientAddr(r)})
-	})
 }

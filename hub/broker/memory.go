@@ -1,7 +1,6 @@
-package hub
+package broker
 
 import (
-	"bytes"
 	"context"
 	"sync"
 	"sync/atomic"
@@ -10,10 +9,10 @@ import (
 // memoryQueueSize bounds the publications waiting for the handler. It is
 // large enough that a handler which keeps up never loses one, and small
 // enough that a stalled handler costs little memory. Publish never waits for
-// room (see MemoryBroker).
+// room (see Memory).
 const memoryQueueSize = 4096
 
-// MemoryBroker is the broker of a single node: publications go to this
+// Memory is the broker of a single node: publications go to this
 // process's handler only.
 //
 // It delivers the way the Redis broker does, so the hub sees one behaviour
@@ -25,8 +24,8 @@ const memoryQueueSize = 4096
 // publication is dropped and, once the handler has caught up with what was
 // queued, it is told to Resync, just as a Redis subscriber that falls too
 // far behind is disconnected and resyncs.
-type MemoryBroker struct {
-	h BrokerHandler
+type Memory struct {
+	h Handler
 
 	// queue carries publications to deliverLoop. It is never closed:
 	// deliverLoop ends through ctx.
@@ -48,13 +47,13 @@ type memoryPublication struct {
 	payload []byte
 }
 
-var _ Broker = (*MemoryBroker)(nil)
+var _ Broker = (*Memory)(nil)
 
-// NewMemoryBroker returns a running in-process broker that delivers to h.
+// NewMemory returns a running in-process broker that delivers to h.
 // Close stops it.
-func NewMemoryBroker(h BrokerHandler) *MemoryBroker {
+func NewMemory(h Handler) *Memory {
 	ctx, cancel := context.WithCancel(context.Background())
-	b := &MemoryBroker{
+	b := &Memory{
 		h:      h,
 		queue:  make(chan memoryPublication, memoryQueueSize),
 		cancel: cancel,
@@ -66,22 +65,23 @@ func NewMemoryBroker(h BrokerHandler) *MemoryBroker {
 }
 
 // Publish queues payload for the handler if topic is subscribed, and returns
-// without waiting for it to be delivered. The payload is copied, so the
-// caller may reuse it.
-func (b *MemoryBroker) Publish(ctx context.Context, topic string, payload []byte) error {
+// without waiting for it to be delivered. The payload is shared, not copied
+// (a publication is encoded once and its bytes handed to every receiver), so
+// the caller must not change it afterwards.
+func (b *Memory) Publish(ctx context.Context, topic string, payload []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	if b.closed {
-		return ErrBrokerClosed
+		return ErrClosed
 	}
 	if _, ok := b.topics[topic]; !ok {
 		return nil // like Redis: nobody subscribed, nobody receives it
 	}
 	select {
-	case b.queue <- memoryPublication{topic: topic, payload: bytes.Clone(payload)}:
+	case b.queue <- memoryPublication{topic: topic, payload: payload}:
 	default:
 		// The queue holds memoryQueueSize publications, so deliverLoop has
 		// at least one more to take and will see the flag after it.
@@ -91,40 +91,40 @@ func (b *MemoryBroker) Publish(ctx context.Context, topic string, payload []byte
 }
 
 // Subscribe starts delivering topic. Idempotent.
-func (b *MemoryBroker) Subscribe(ctx context.Context, topic string) error {
+func (b *Memory) Subscribe(ctx context.Context, topic string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
-		return ErrBrokerClosed
+		return ErrClosed
 	}
 	b.topics[topic] = struct{}{}
 	return nil
 }
 
 // Unsubscribe stops delivering topic, including publications already queued.
-func (b *MemoryBroker) Unsubscribe(ctx context.Context, topic string) error {
+func (b *Memory) Unsubscribe(ctx context.Context, topic string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
-		return ErrBrokerClosed
+		return ErrClosed
 	}
 	delete(b.topics, topic)
 	return nil
 }
 
 // Ping reports whether the broker is open.
-func (b *MemoryBroker) Ping(ctx context.Context) error {
+func (b *Memory) Ping(ctx context.Context) error {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	if b.closed {
-		return ErrBrokerClosed
+		return ErrClosed
 	}
 	return nil
 }
 
 // Close stops delivery and waits for the delivering goroutine to return.
 // Publications still queued are dropped. Closing twice is harmless.
-func (b *MemoryBroker) Close() error {
+func (b *Memory) Close() error {
 	b.mu.Lock()
 	b.closed = true
 	b.mu.Unlock()
@@ -134,8 +134,8 @@ func (b *MemoryBroker) Close() error {
 }
 
 // deliverLoop is the broker's single receiving goroutine, owned by the
-// broker: NewMemoryBroker starts it and Close waits for it.
-func (b *MemoryBroker) deliverLoop(ctx context.Context) {
+// broker: NewMemory starts it and Close waits for it.
+func (b *Memory) deliverLoop(ctx context.Context) {
 	defer close(b.done)
 	for {
 		select {
@@ -152,7 +152,7 @@ func (b *MemoryBroker) deliverLoop(ctx context.Context) {
 	}
 }
 
-func (b *MemoryBroker) subscribed(topic string) bool {
+func (b *Memory) subscribed(topic string) bool {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	_, ok := b.topics[topic]

@@ -1,4 +1,6 @@
-package hub
+// Package redisbroker is the broker of many nodes: publications travel
+// through Redis pub/sub. It alone imports go-redis in the server.
+package redisbroker
 
 import (
 	"context"
@@ -13,6 +15,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+
+	"patientpass/hub/broker"
 )
 
 const (
@@ -34,7 +38,7 @@ const (
 	redisSubscribeTimeout = 10 * time.Second
 )
 
-// RedisBroker fans publications out across nodes through Redis pub/sub.
+// Broker fans publications out across nodes through Redis pub/sub.
 // Each topic is the Redis channel prefix+topic.
 //
 // One PubSub connection carries every subscribed topic. It belongs to its own
@@ -49,7 +53,7 @@ const (
 // subscriptions are in place: the server confirms a SUBSCRIBE only after
 // subscribing to all of its channels, so anything published after the first
 // confirmation is delivered, and anything earlier is in the store.
-type RedisBroker struct {
+type Broker struct {
 	rdb      *redis.Client // publishes and pings; owned by the caller
 	psClient *redis.Client // dials the subscription connection; owned by the broker
 	// ps is read only by receiveLoop. Subscribe and Unsubscribe write
@@ -58,7 +62,7 @@ type RedisBroker struct {
 	ps     *redis.PubSub
 	prefix string
 	name   string
-	h      BrokerHandler
+	h      broker.Handler
 	log    zerolog.Logger
 
 	cancel context.CancelFunc // ends receiveLoop
@@ -80,9 +84,9 @@ type RedisBroker struct {
 	closed  bool // guarded by mu
 }
 
-var _ Broker = (*RedisBroker)(nil)
+var _ broker.Broker = (*Broker)(nil)
 
-// NewRedisBroker returns a running broker that publishes through rdb and
+// New returns a running broker that publishes through rdb and
 // delivers to h what arrives on the channels prefix+topic. The prefix lets
 // deployments and tests share one Redis. rdb stays the caller's to close,
 // after the broker.
@@ -91,7 +95,7 @@ var _ Broker = (*RedisBroker)(nil)
 // and report itself unready (Ping) while Redis is away. ctx bounds only the
 // first connection attempt; the broker keeps retrying in the background
 // until Close, and calls h.Resync once connected again.
-func NewRedisBroker(ctx context.Context, rdb *redis.Client, prefix string, h BrokerHandler, log zerolog.Logger) (*RedisBroker, error) {
+func New(ctx context.Context, rdb *redis.Client, prefix string, h broker.Handler, log zerolog.Logger) (*Broker, error) {
 	if rdb == nil || h == nil {
 		return nil, errors.New("new redis broker: a Redis client and a handler are required")
 	}
@@ -120,7 +124,7 @@ func NewRedisBroker(ctx context.Context, rdb *redis.Client, prefix string, h Bro
 	psClient := redis.NewClient(&opts)
 
 	loopCtx, cancel := context.WithCancel(context.Background())
-	b := &RedisBroker{
+	b := &Broker{
 		rdb:      rdb,
 		psClient: psClient,
 		ps:       psClient.Subscribe(ctx), // no channels yet: nothing is sent
@@ -142,12 +146,12 @@ func NewRedisBroker(ctx context.Context, rdb *redis.Client, prefix string, h Bro
 
 // ClientName returns the name of the broker's subscription connection, as
 // CLIENT LIST shows it. It is unique to this broker.
-func (b *RedisBroker) ClientName() string { return b.name }
+func (b *Broker) ClientName() string { return b.name }
 
 // Publish sends payload to every node subscribed to topic, this one included.
-func (b *RedisBroker) Publish(ctx context.Context, topic string, payload []byte) error {
+func (b *Broker) Publish(ctx context.Context, topic string, payload []byte) error {
 	if b.isClosed() {
-		return ErrBrokerClosed
+		return broker.ErrClosed
 	}
 	if err := b.rdb.Publish(ctx, b.prefix+topic, payload).Err(); err != nil {
 		return fmt.Errorf("publish to %s: %w", topic, err)
@@ -161,7 +165,7 @@ func (b *RedisBroker) Publish(ctx context.Context, topic string, payload []byte)
 // goroutine: do not call Subscribe from Deliver, or while holding a lock that
 // Deliver waits for. When it returns an error the topic is not subscribed,
 // and calling it again retries.
-func (b *RedisBroker) Subscribe(ctx context.Context, topic string) error {
+func (b *Broker) Subscribe(ctx context.Context, topic string) error {
 	b.subMu.Lock()
 	defer b.subMu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, redisSubscribeTimeout)
@@ -171,7 +175,7 @@ func (b *RedisBroker) Subscribe(ctx context.Context, topic string) error {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		return ErrBrokerClosed
+		return broker.ErrClosed
 	}
 	if _, ok := b.topics[topic]; ok {
 		b.mu.Unlock()
@@ -192,7 +196,7 @@ func (b *RedisBroker) Subscribe(ctx context.Context, topic string) error {
 		case <-ctx.Done():
 			err = fmt.Errorf("wait for confirmation: %w", ctx.Err())
 		case <-b.done:
-			err = ErrBrokerClosed
+			err = broker.ErrClosed
 		}
 	}
 	// go-redis keeps the channel in its own set even when the command failed,
@@ -213,13 +217,13 @@ func (b *RedisBroker) Subscribe(ctx context.Context, topic string) error {
 
 // Unsubscribe stops delivering topic to this node. Publications for it that
 // are already on their way are dropped.
-func (b *RedisBroker) Unsubscribe(ctx context.Context, topic string) error {
+func (b *Broker) Unsubscribe(ctx context.Context, topic string) error {
 	b.subMu.Lock()
 	defer b.subMu.Unlock()
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		return ErrBrokerClosed
+		return broker.ErrClosed
 	}
 	if _, ok := b.topics[topic]; !ok {
 		b.mu.Unlock()
@@ -239,9 +243,9 @@ func (b *RedisBroker) Unsubscribe(ctx context.Context, topic string) error {
 }
 
 // Ping reports whether Redis answers.
-func (b *RedisBroker) Ping(ctx context.Context) error {
+func (b *Broker) Ping(ctx context.Context) error {
 	if b.isClosed() {
-		return ErrBrokerClosed
+		return broker.ErrClosed
 	}
 	if err := b.rdb.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("ping redis: %w", err)
@@ -252,7 +256,7 @@ func (b *RedisBroker) Ping(ctx context.Context) error {
 // Close stops receiving, waits for the receiving goroutine to return and
 // closes the subscription connection. It leaves the caller's client open.
 // Closing twice is harmless.
-func (b *RedisBroker) Close() error {
+func (b *Broker) Close() error {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -273,10 +277,10 @@ func (b *RedisBroker) Close() error {
 }
 
 // receiveLoop is the broker's single receiving goroutine, owned by the
-// broker: NewRedisBroker starts it and Close waits for it. It alone reads
+// broker: New starts it and Close waits for it. It alone reads
 // from ps, and it is what drives go-redis to reconnect: each Receive on a
 // PubSub without a connection dials one and resubscribes.
-func (b *RedisBroker) receiveLoop(ctx context.Context) {
+func (b *Broker) receiveLoop(ctx context.Context) {
 	defer close(b.done)
 	var (
 		lost        bool // the connection failed, and nothing has been received since
@@ -351,7 +355,7 @@ func (b *RedisBroker) receiveLoop(ctx context.Context) {
 }
 
 // deliver hands a message for a subscribed topic to the handler.
-func (b *RedisBroker) deliver(m *redis.Message) {
+func (b *Broker) deliver(m *redis.Message) {
 	topic, ok := strings.CutPrefix(m.Channel, b.prefix)
 	if !ok {
 		return
@@ -366,7 +370,7 @@ func (b *RedisBroker) deliver(m *redis.Message) {
 
 // confirm reports whether a subscribe confirmation for channel answers a
 // Subscribe call of ours, and if so releases that call.
-func (b *RedisBroker) confirm(channel string) bool {
+func (b *Broker) confirm(channel string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	confirmed, ok := b.pending[channel]
@@ -377,13 +381,13 @@ func (b *RedisBroker) confirm(channel string) bool {
 	return ok
 }
 
-func (b *RedisBroker) topicCount() int {
+func (b *Broker) topicCount() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return len(b.topics)
 }
 
-func (b *RedisBroker) isClosed() bool {
+func (b *Broker) isClosed() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.closed
@@ -433,4 +437,15 @@ func randomBrokerID() (string, error) {
 		return "", fmt.Errorf("random broker id: %w", err)
 	}
 	return hex.EncodeToString(p[:]), nil
+}
+
+// NewClient connects to the Redis of a redis:// URL, naming the connection
+// name in CLIENT LIST. The caller closes it after the broker.
+func NewClient(url, name string) (*redis.Client, error) {
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	opts.ClientName = name
+	return redis.NewClient(opts), nil
 }

@@ -1,4 +1,4 @@
-package hub
+package auth
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 
+	"patientpass/hub/httpjson"
 	"patientpass/hub/totp"
 	"patientpass/rooms"
 )
@@ -64,14 +65,35 @@ var wrongCode = &rooms.Error{Code: rooms.CodeUnauthenticated, Field: "totp",
 	Message: "that code did not work; enter the current code from your authenticator app (each code works once), or one of your recovery codes"}
 
 // checkSecondFactor accepts a current authenticator code not used before, or
-// an unused recovery code, and says which it was. A refusal is *rooms.Error.
-func (s *Server) checkSecondFactor(ctx context.Context, u rooms.User, code string) (string, error) {
+// an unused recovery code, and says which it was. The attempt is reserved
+// against the account's codes and the client's address before the code is
+// checked, as a password guess is, so codes cannot be guessed in parallel;
+// a refusal for that is errThrottled, any other a *rooms.Error.
+func (a *Auth) checkSecondFactor(ctx context.Context, u rooms.User, code, addr string) (string, error) {
+	res, err := a.reserve(ctx, []rooms.Limit{{Key: totpKey(u.ID), Max: maxTOTPFailures}, {Key: addrKey(addr), Max: maxClientAddrFailures}}, throttleWindow)
+	if err != nil {
+		return "", err
+	}
+	if !res.Allowed {
+		return "", throttled{wait: res.RetryAfter}
+	}
+	factor, err := a.verifySecondFactor(ctx, u, code)
+	if err == nil {
+		_ = a.store.ForgiveAttempt(context.WithoutCancel(ctx), res.ID)
+		if err := a.store.ClearLoginFailures(ctx, totpKey(u.ID)); err != nil {
+			return "", fmt.Errorf("clear second-factor failures: %w", err)
+		}
+	}
+	return factor, err
+}
+
+func (a *Auth) verifySecondFactor(ctx context.Context, u rooms.User, code string) (string, error) {
 	if isTOTPCode(code) {
-		step, ok := totp.Verify(u.TOTPSecret, code, s.clock.Now())
+		step, ok := totp.Verify(u.TOTPSecret, code, a.clock.Now())
 		if !ok {
 			return "", wrongCode
 		}
-		fresh, err := s.store.ClaimTOTPStep(ctx, u.ID, step)
+		fresh, err := a.store.ClaimTOTPStep(ctx, u.ID, step)
 		if err != nil {
 			return "", fmt.Errorf("claim TOTP step for user %s: %w", u.ID, err)
 		}
@@ -83,7 +105,7 @@ func (s *Server) checkSecondFactor(ctx context.Context, u rooms.User, code strin
 	if len(code) > 64 {
 		return "", wrongCode
 	}
-	used, err := s.store.UseRecoveryCode(ctx, u.ID, recoveryCodeHash(code), s.clock.Now())
+	used, err := a.store.UseRecoveryCode(ctx, u.ID, recoveryCodeHash(code), a.clock.Now())
 	if err != nil {
 		return "", fmt.Errorf("use recovery code of user %s: %w", u.ID, err)
 	}
@@ -96,23 +118,23 @@ func (s *Server) checkSecondFactor(ctx context.Context, u rooms.User, code strin
 // totpEnrol offers a new TOTP secret. It is kept as pending until the user
 // proves their app has it by confirming a code, so a half-finished set-up
 // never locks anyone out.
-func (s *Server) totpEnrol(w http.ResponseWriter, r *http.Request, c rooms.Caller) {
+func (a *Auth) totpEnrol(w http.ResponseWriter, r *http.Request, c rooms.Caller) {
 	if c.User.TOTPSecret != "" {
 		// Replacing a working factor needs more than a session: someone who
 		// stole a session must not be able to take over the account.
-		s.fail(w, r, rooms.Conflict("two-factor authentication is already set up; ask an admin of your organisation to reset it if you have lost your device"))
+		httpjson.Fail(w, r, rooms.Conflict("two-factor authentication is already set up; ask an admin of your organisation to reset it if you have lost your device"))
 		return
 	}
 	secret, err := totp.Generate()
 	if err != nil {
-		s.fail(w, r, err)
+		httpjson.Fail(w, r, err)
 		return
 	}
-	if err := s.svc.UpdateCredentials(r.Context(), c, c.User.ID, "user.totp_enrol", func(cr *rooms.Credentials) { cr.TOTPPendingSecret = secret }); err != nil {
-		s.fail(w, r, err)
+	if err := a.svc.UpdateCredentials(r.Context(), c, c.User.ID, "user.totp_enrol", func(cr *rooms.Credentials) { cr.TOTPPendingSecret = secret }); err != nil {
+		httpjson.Fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{
+	httpjson.Write(w, http.StatusOK, map[string]string{
 		"secret":      secret,
 		"otpauth_uri": totp.URI(totpIssuer, c.User.Email, secret),
 	})
@@ -124,30 +146,44 @@ type totpConfirmRequest struct {
 
 // totpConfirm turns the pending secret on when code matches it, and returns
 // recovery codes, shown this once.
-func (s *Server) totpConfirm(w http.ResponseWriter, r *http.Request, c rooms.Caller) {
+func (a *Auth) totpConfirm(w http.ResponseWriter, r *http.Request, c rooms.Caller) {
 	var req totpConfirmRequest
-	if err := decode(w, r, &req); err != nil {
-		s.fail(w, r, err)
+	if err := httpjson.Decode(w, r, &req); err != nil {
+		httpjson.Fail(w, r, err)
 		return
 	}
 	ctx := r.Context()
 	if c.User.TOTPSecret != "" {
-		s.fail(w, r, rooms.Conflict("two-factor authentication is already set up"))
+		httpjson.Fail(w, r, rooms.Conflict("two-factor authentication is already set up"))
 		return
 	}
 	if c.User.TOTPPendingSecret == "" {
-		s.fail(w, r, rooms.Conflict("start setting up two-factor authentication first"))
+		httpjson.Fail(w, r, rooms.Conflict("start setting up two-factor authentication first"))
 		return
 	}
-	step, ok := totp.Verify(c.User.TOTPPendingSecret, req.Code, s.clock.Now())
+	res, err := a.reserve(ctx, []rooms.Limit{{Key: totpKey(c.User.ID), Max: maxTOTPFailures}}, throttleWindow)
+	if err != nil {
+		httpjson.Fail(w, r, err)
+		return
+	}
+	if !res.Allowed {
+		a.m.ThrottledTOTP.Inc()
+		_ = a.svc.AuditCaller(ctx, c, rooms.ActionUpdate, "user.totp_confirm", nil, rooms.OutcomeDenied, reasonThrottled)
+		a.retryLater(w, rooms.CodeRateLimited, res.RetryAfter, "too many wrong codes; please wait %s and try again")
+		return
+	}
+	step, ok := totp.Verify(c.User.TOTPPendingSecret, req.Code, a.clock.Now())
+	if ok {
+		_ = a.store.ForgiveAttempt(context.WithoutCancel(ctx), res.ID)
+	}
 	if !ok {
-		_ = s.svc.AuditCaller(ctx, c, rooms.ActionUpdate, "user.totp_confirm", nil, rooms.OutcomeInvalid, "code")
-		s.fail(w, r, rooms.Invalid("code", "that code did not match; enter the 6-digit code your authenticator app shows now"))
+		_ = a.svc.AuditCaller(ctx, c, rooms.ActionUpdate, "user.totp_confirm", nil, rooms.OutcomeInvalid, "code")
+		httpjson.Fail(w, r, rooms.Invalid("code", "that code did not match; enter the 6-digit code your authenticator app shows now"))
 		return
 	}
 	// The code used to confirm cannot then be used to log in.
-	if _, err := s.store.ClaimTOTPStep(ctx, c.User.ID, step); err != nil {
-		s.fail(w, r, fmt.Errorf("claim TOTP step for user %s: %w", c.User.ID, err))
+	if _, err := a.store.ClaimTOTPStep(ctx, c.User.ID, step); err != nil {
+		httpjson.Fail(w, r, fmt.Errorf("claim TOTP step for user %s: %w", c.User.ID, err))
 		return
 	}
 	codes := make([]string, recoveryCodeCount)
@@ -155,25 +191,25 @@ func (s *Server) totpConfirm(w http.ResponseWriter, r *http.Request, c rooms.Cal
 	for i := range codes {
 		code, err := newRecoveryCode()
 		if err != nil {
-			s.fail(w, r, err)
+			httpjson.Fail(w, r, err)
 			return
 		}
 		codes[i], hashes[i] = code, recoveryCodeHash(code)
 	}
 	// Recovery codes first: if turning TOTP on then fails, the user has
 	// codes that lead nowhere, which is harmless.
-	if err := s.store.SetRecoveryCodes(ctx, c.User.ID, hashes); err != nil {
-		s.fail(w, r, fmt.Errorf("store recovery codes of user %s: %w", c.User.ID, err))
+	if err := a.store.SetRecoveryCodes(ctx, c.User.ID, hashes); err != nil {
+		httpjson.Fail(w, r, fmt.Errorf("store recovery codes of user %s: %w", c.User.ID, err))
 		return
 	}
 	pending := c.User.TOTPPendingSecret
-	err := s.svc.UpdateCredentials(ctx, c, c.User.ID, "user.totp_confirm", func(cr *rooms.Credentials) {
+	err = a.svc.UpdateCredentials(ctx, c, c.User.ID, "user.totp_confirm", func(cr *rooms.Credentials) {
 		cr.TOTPSecret = pending
 		cr.TOTPPendingSecret = ""
 	})
 	if err != nil {
-		s.fail(w, r, err)
+		httpjson.Fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"recovery_codes": codes})
+	httpjson.Write(w, http.StatusOK, map[string]any{"recovery_codes": codes})
 }

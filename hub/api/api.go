@@ -1,0 +1,58 @@
+// Package api is the REST API of SPEC §5 beyond accounts and sessions: one
+// file per resource. Every handler goes through rooms.Service, which
+// validates, authorises and audits; handlers only translate between HTTP
+// and the service.
+package api
+
+import (
+	"net/http"
+
+	"patientpass/hub/httpjson"
+	"patientpass/rooms"
+)
+
+// SessionEnder closes the sockets of a user's sessions on every node, when
+// an admin suspends them.
+type SessionEnder interface {
+	EndSessions(sessionID, userID string)
+}
+
+// Authenticator resolves a request to an active user, or answers 401.
+type Authenticator interface {
+	Required(h func(w http.ResponseWriter, r *http.Request, c rooms.Caller)) http.Handler
+}
+
+// API serves the REST resources.
+type API struct {
+	svc   *rooms.Service
+	ender SessionEnder
+}
+
+// New returns the API over svc.
+func New(svc *rooms.Service, ender SessionEnder) *API {
+	return &API{svc: svc, ender: ender}
+}
+
+// Routes registers the resources on mux, each behind auth.
+func (a *API) Routes(mux *http.ServeMux, auth Authenticator) {
+	mux.Handle("GET /api/admin/users", auth.Required(a.adminUsers))
+	mux.Handle("POST /api/admin/users/{id}/approve", auth.Required(a.adminApprove))
+	mux.Handle("POST /api/admin/users/{id}/suspend", auth.Required(a.adminSuspend))
+	mux.Handle("POST /api/admin/users/{id}/reinstate", auth.Required(a.adminReinstate))
+
+	mux.Handle("GET /api/pathways", auth.Required(a.pathways))
+	mux.Handle("GET /api/referrals", auth.Required(a.listReferrals))
+	mux.Handle("POST /api/referrals", auth.Required(a.createReferral))
+	mux.Handle("GET /api/referrals/{id}", auth.Required(a.getReferral))
+	mux.Handle("GET /api/referrals/{id}/events", auth.Required(a.referralEvents))
+	mux.Handle("POST /api/referrals/{id}/messages", auth.Required(a.postMessage))
+	mux.Handle("PUT /api/referrals/{id}/plan/{section}", auth.Required(a.editPlan))
+	mux.Handle("POST /api/referrals/{id}/transitions", auth.Required(a.transition))
+	mux.Handle("POST /api/referrals/{id}/participants", auth.Required(a.addParticipant))
+	mux.Handle("POST /api/referrals/{id}/assignee", auth.Required(a.assign))
+	mux.Handle("PUT /api/referrals/{id}/read", auth.Required(a.markRead))
+
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		httpjson.Error(w, &rooms.Error{Code: rooms.CodeNotFound, Message: "no such API endpoint"})
+	})
+}

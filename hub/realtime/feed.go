@@ -1,0 +1,78 @@
+package realtime
+
+import (
+	"context"
+
+	"patientpass/rooms"
+)
+
+// A Feed is one kind of topic. Topics are named "kind:key" ("referral:ID",
+// "board:mscc", "user:ID") or, for a feed with one topic, "kind" alone
+// ("system", "wallboard"). The hub finds a subscription's feed by its kind
+// and asks it three things: may this caller subscribe (Authorize), what goes
+// out on subscribe (an EventFeed replays stored events after a seq; a
+// SnapshotFeed sends its snapshot), and which topics an update reaches
+// (EventFeed.Route for committed events; Hub.Update for snapshot feeds). The
+// connection code knows none of this: a new kind of topic is a new Feed.
+type Feed interface {
+	// Kind is the part of the topic name before the colon, or the whole
+	// name of a feed without keys.
+	Kind() string
+	// Keyed reports whether topics of this kind carry a key.
+	Keyed() bool
+	// Authorize decides whether c may subscribe to key (empty for a feed
+	// without keys), and audits the decision. A refusal is a *rooms.Error:
+	// not_found for what c may not know exists.
+	Authorize(ctx context.Context, c rooms.Caller, key string, after int64) error
+}
+
+// An EventFeed is a feed of numbered stored events: a subscriber gets the
+// events after the seq it names, then every later one, in seq order, with
+// no gap and no duplicate (gaps are repaired from the store). Its topics
+// also carry presence and typing.
+type EventFeed interface {
+	Feed
+	// Events returns up to limit stored events of key with seq > after, in
+	// order. The subscriber has been authorised.
+	Events(ctx context.Context, key string, after int64, limit int) ([]rooms.Event, error)
+	// Route returns the key of the topic a committed event belongs to.
+	Route(e rooms.Event) (key string, ok bool)
+}
+
+// A SnapshotFeed sends a snapshot of its state on subscribe, then the
+// updates published to the topic with Hub.Update, in the order they were
+// published on each node.
+type SnapshotFeed interface {
+	Feed
+	// Snapshot returns the data of the snapshot frame for c.
+	Snapshot(ctx context.Context, c rooms.Caller, key string) (any, error)
+}
+
+// ReferralFeed is the "referral:ID" feed: a referral's room. The service
+// authorises and audits each subscription, and the store replays its
+// events.
+type ReferralFeed struct {
+	Service *rooms.Service
+}
+
+var _ EventFeed = ReferralFeed{}
+
+// Kind is "referral".
+func (ReferralFeed) Kind() string { return "referral" }
+
+// Keyed is true: the key is the referral id.
+func (ReferralFeed) Keyed() bool { return true }
+
+// Authorize lets those who may view the referral subscribe to its room.
+func (f ReferralFeed) Authorize(ctx context.Context, c rooms.Caller, referralID string, after int64) error {
+	_, err := f.Service.Subscribe(ctx, c, referralID, after)
+	return err
+}
+
+// Events reads the room's stored events.
+func (f ReferralFeed) Events(ctx context.Context, referralID string, after int64, limit int) ([]rooms.Event, error) {
+	return f.Service.RoomEvents(ctx, referralID, after, limit)
+}
+
+// Route sends every event to its referral's room.
+func (ReferralFeed) Route(e rooms.Event) (string, bool) { return e.ReferralID, true }

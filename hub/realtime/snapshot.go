@@ -1,0 +1,149 @@
+package realtime
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"patientpass/hub/wire"
+)
+
+// snapshotTopic is a topic of a SnapshotFeed on this node. A new subscriber
+// is sent the feed's snapshot, then every update published after the
+// snapshot was read: updates that arrive while the snapshot is being read
+// wait for it, so none is lost between the two and none comes before it.
+type snapshotTopic struct {
+	h     *Hub
+	feed  SnapshotFeed
+	topic string
+	key   string
+
+	mu        sync.Mutex
+	subs      map[Subscriber]*snapshotSub // guarded by mu
+	idleSince time.Time                   // guarded by mu
+}
+
+// snapshotSub is one subscriber's place: until its snapshot has gone out,
+// updates queue in held.
+type snapshotSub struct {
+	live bool
+	held [][]byte
+}
+
+// maxHeld bounds the updates held for one subscriber while its snapshot is
+// read; past it the subscriber is too slow and reconnects.
+const maxHeld = 256
+
+func newSnapshotTopic(h *Hub, f SnapshotFeed, name, key string) *snapshotTopic {
+	return &snapshotTopic{h: h, feed: f, topic: name, key: key, subs: map[Subscriber]*snapshotSub{}}
+}
+
+func (t *snapshotTopic) name() string { return t.topic }
+
+func (t *snapshotTopic) join(ctx context.Context, s Subscriber, _ int64) error {
+	t.mu.Lock()
+	t.subs[s] = &snapshotSub{}
+	t.h.m.Subscriptions.Inc()
+	t.mu.Unlock()
+	return t.sendSnapshot(ctx, s, true)
+}
+
+// sendSnapshot reads the feed's snapshot for s and sends it, then the
+// updates held meanwhile. wait says whether to wait for room in s's queue
+// (its own subscribe) or to close it as too slow (a refresh).
+func (t *snapshotTopic) sendSnapshot(ctx context.Context, s Subscriber, wait bool) error {
+	t.mu.Lock()
+	if ss, ok := t.subs[s]; ok {
+		ss.live = false
+	}
+	t.mu.Unlock()
+	data, err := t.feed.Snapshot(ctx, s.Caller(), t.key)
+	if err != nil {
+		return err
+	}
+	frame := EncodeFrame(wire.ServerFrame{Type: wire.TypeSnapshot, Topic: t.topic, Data: appendJSON(nil, data)})
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ss, ok := t.subs[s]
+	if !ok {
+		return nil // unsubscribed meanwhile
+	}
+	if wait {
+		if err := s.SendWait(ctx, Frame{Data: frame}); err != nil {
+			return err
+		}
+	} else if !s.Send(Frame{Data: frame}) {
+		return nil
+	}
+	for _, u := range ss.held {
+		s.Send(Frame{Data: u})
+	}
+	ss.held, ss.live = nil, true
+	return nil
+}
+
+// deliver sends an update frame to every subscriber, holding it for those
+// whose snapshot has not gone out yet.
+func (t *snapshotTopic) deliver(frame []byte) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for s, ss := range t.subs {
+		switch {
+		case ss.live:
+			s.Send(Frame{Data: frame})
+		case len(ss.held) < maxHeld:
+			ss.held = append(ss.held, frame)
+		default:
+			s.Close(DisconnectTooSlow)
+		}
+	}
+}
+
+func (t *snapshotTopic) remove(s Subscriber) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.subs[s]; !ok {
+		return
+	}
+	delete(t.subs, s)
+	t.h.m.Subscriptions.Dec()
+	if len(t.subs) == 0 {
+		t.idleSince = time.Now()
+	}
+}
+
+func (t *snapshotTopic) inUse(now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.subs) > 0 || now.Sub(t.idleSince) < topicLinger
+}
+
+// rejoin sends every subscriber a fresh snapshot: updates published while
+// the broker did not listen (before this node subscribed, or during an
+// outage) are not stored anywhere the hub could replay them from, and a
+// snapshot replaces whatever the client holds.
+func (t *snapshotTopic) rejoin() {
+	t.mu.Lock()
+	subs := make([]Subscriber, 0, len(t.subs))
+	for s := range t.subs {
+		subs = append(subs, s)
+	}
+	t.mu.Unlock()
+	if len(subs) == 0 {
+		return
+	}
+	t.h.goWork(func() {
+		for _, s := range subs {
+			ctx, cancel := context.WithTimeout(context.Background(), repairTimeout)
+			err := t.sendSnapshot(ctx, s, false)
+			cancel()
+			if err != nil {
+				t.h.log.Warn().Err(err).Str("topic", t.topic).Msg("refresh a snapshot failed; the client resubscribes")
+				s.Close(DisconnectTooSlow)
+			}
+		}
+	})
+}
+
+func (t *snapshotTopic) heartbeat(time.Time) {}
+func (t *snapshotTopic) repair()             {}

@@ -1,0 +1,530 @@
+package ws
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"patientpass/hub/realtime"
+	"patientpass/hub/wire"
+	"patientpass/rooms"
+)
+
+// errConnClosing is returned to a replay when its connection is closing.
+var errConnClosing = errors.New("connection closing")
+
+// touchInterval bounds session writes: a connection records activity on
+// its session at most once a minute, as an API request does.
+const touchInterval = time.Minute
+
+// conn is one WebSocket connection. Its reader goroutine reads the
+// client's frames and executes them one at a time; its writer alone writes
+// to the socket, draining a queue bounded in bytes. The writer runs only
+// while it has work (frames, a ping, the close) and returns when it has
+// none, so an idle connection holds a single goroutine, blocked in a read.
+type conn struct {
+	s      *Server
+	ws     *websocket.Conn
+	caller rooms.Caller
+	id     string
+
+	// sessMu guards session and expiry, which the expiry timer and the
+	// reader share.
+	sessMu  sync.Mutex
+	session rooms.Session
+	expiry  *time.Timer
+
+	mu          sync.Mutex
+	queue       []realtime.Frame
+	queuedBytes int                  // the bytes in queue
+	closeCode   websocket.StatusCode // 0 while open; -1 to stop without a close frame
+	closeReason string
+	pinger      *time.Timer   // asks for a ping every PingInterval; set, reset and stopped under mu
+	pingDue     bool          // the writer owes the peer a ping
+	writing     bool          // a writer goroutine is running; never more than one
+	finished    bool          // the writer has closed the socket; none starts again
+	space       chan struct{} // the queue has room again
+	done        chan struct{} // closed once finished
+
+	// Owned by the reader: frames execute one at a time, each on a
+	// goroutine the reader waits for. A slice, not a map: most connections
+	// hold one or two subscriptions, and an idle one should cost little.
+	subs     []*realtime.Subscription
+	typedAt  map[string]time.Time // made on first use
+	refusals int
+	bucket   tokenBucket
+	// limited counts frames refused as rate limited since the last audit
+	// entry for them; limitedAudited is when that entry was written.
+	limited        int
+	limitedAudited time.Time
+}
+
+var _ realtime.Subscriber = (*conn)(nil)
+
+// start registers a connection and starts its reader, then returns so that
+// the HTTP handler returns too: the handler's stack, grown by the session
+// checks, the request and net/http's state for it are then freed rather
+// than held for as long as the socket stays open.
+func (s *Server) start(ws *websocket.Conn, caller rooms.Caller, rec rooms.Session) {
+	// The connection acts as the user but never needs their secrets.
+	caller.User.PasswordHash, caller.User.TOTPSecret, caller.User.TOTPPendingSecret = "", "", ""
+	c := &conn{
+		s: s, ws: ws, caller: caller, session: connSession(rec), id: rooms.NewID()[:8],
+		space: make(chan struct{}, 1), done: make(chan struct{}),
+		bucket: tokenBucket{rate: s.cfg.CommandRate, burst: float64(s.cfg.CommandBurst)},
+	}
+	switch err := s.hub.Register(c, s.cfg.SocketsPerSession); {
+	case errors.Is(err, realtime.ErrTooManyConnections):
+		s.m.RateLimitedSockets.Inc()
+		_ = s.svc.AuditCaller(context.Background(), caller, rooms.ActionExecute, "ws.connect", nil, rooms.OutcomeDenied,
+			fmt.Sprintf("session=%s sockets_per_session=%d", rec.ID, s.cfg.SocketsPerSession))
+		// An error frame first, so a browser (which cannot see the close
+		// reason's cause) can say why.
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
+		_ = ws.Write(ctx, websocket.MessageText, realtime.EncodeFrame(wire.ServerFrame{Type: wire.TypeError,
+			Code: string(rooms.CodeRateLimited), Message: fmt.Sprintf("this session already has %d connections open; close a tab or window", s.cfg.SocketsPerSession)}))
+		cancel()
+		_ = ws.Close(realtime.DisconnectTooManyConns.Code, realtime.DisconnectTooManyConns.Reason)
+		return
+	case err != nil:
+		_ = ws.Close(realtime.DisconnectShutdown.Code, realtime.DisconnectShutdown.Reason)
+		return
+	}
+	_ = s.svc.AuditCaller(context.Background(), caller, rooms.ActionExecute, "ws.connect", nil, rooms.OutcomeSuccess, "session="+rec.ID+" conn="+c.id)
+	c.scheduleExpiry()
+	c.mu.Lock()
+	c.pinger = time.AfterFunc(s.cfg.PingInterval, c.pingTick)
+	c.mu.Unlock()
+	go c.run()
+}
+
+// Caller is who is connected.
+func (c *conn) Caller() rooms.Caller { return c.caller }
+
+// run reads the client's frames until the connection ends, waits for the
+// writer to close the socket, and lets go of the connection.
+func (c *conn) run() {
+	sessionID := c.SessionID()
+	defer c.s.hub.Unregister(c, sessionID)
+	peer := websocket.CloseStatus(c.readLoop())
+
+	c.closeWith(-1, "")
+	<-c.done
+	c.sessMu.Lock()
+	if c.expiry != nil { // nil when the socket closed before it was armed
+		c.expiry.Stop() // for good: scheduleExpiry sees done closed
+	}
+	c.sessMu.Unlock()
+	c.mu.Lock()
+	c.pinger.Stop()
+	c.mu.Unlock()
+	for _, sub := range c.subs {
+		sub.End()
+	}
+	c.mu.Lock()
+	code := c.closeCode
+	c.mu.Unlock()
+	if code < 0 {
+		code = peer // the client closed (or vanished: -1)
+	}
+	_ = c.s.svc.AuditCaller(context.Background(), c.caller, rooms.ActionExecute, "ws.disconnect", nil, rooms.OutcomeSuccess,
+		fmt.Sprintf("session=%s conn=%s code=%d", sessionID, c.id, code))
+}
+
+// readLoop executes the client's frames until the connection ends, and
+// returns why it ended.
+//
+// The read is not bound to a context: every way a connection ends (the
+// writer's close, a failed ping or write, abort) closes the socket, which
+// ends the read. Each frame executes on a goroutine of its own that the
+// loop waits for, so frames still run one at a time, in order, while the
+// deep stacks of store calls are freed with that goroutine instead of
+// staying with the idle reader for the life of the connection. A frame
+// runs to its end even if the socket closes meanwhile: a command is
+// committed or not, never cut short, and an answer nobody reads is
+// dropped.
+func (c *conn) readLoop() error {
+	for {
+		typ, data, err := c.ws.Read(context.Background())
+		if err != nil {
+			return err
+		}
+		var wg sync.WaitGroup
+		wg.Go(func() { c.frame(context.Background(), typ, data) })
+		wg.Wait()
+		if c.refusals > maxRefusals {
+			c.Close(realtime.DisconnectMisbehaving)
+			return nil
+		}
+	}
+}
+
+// Send queues a frame for the writer without ever blocking: a full queue
+// closes the connection with 4008, and the client resumes from its last
+// seq. It reports whether the frame was queued. A frame over the protocol's
+// limit is never sent (the client could not read it, and would reconnect
+// and ask for it forever); it is counted and logged.
+func (c *conn) Send(f realtime.Frame) bool {
+	if len(f.Data) > wire.MaxFrame {
+		c.s.m.DroppedTooLarge.Inc()
+		c.s.log.Error().Str("conn", c.id).Int("bytes", len(f.Data)).Msg("frame over the protocol's limit not sent")
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeCode != 0 {
+		c.s.m.DroppedClosed.Inc()
+		return false
+	}
+	if c.queuedBytes > 0 && c.queuedBytes+len(f.Data) > c.s.cfg.SendQueueBytes {
+		c.s.m.DroppedQueueFull.Inc()
+		c.closeLocked(realtime.DisconnectTooSlow.Code, realtime.DisconnectTooSlow.Reason)
+		c.s.m.SlowConsumerCloses.Inc()
+		return false
+	}
+	c.queue = append(c.queue, f)
+	c.queuedBytes += len(f.Data)
+	c.wakeLocked()
+	return true
+}
+
+// SendWait queues a frame of a replay, waiting for room rather than
+// closing the connection: the replay is the client's own request and runs
+// on its reader, so waiting slows only this client.
+func (c *conn) SendWait(ctx context.Context, f realtime.Frame) error {
+	if len(f.Data) > wire.MaxFrame {
+		c.Send(f) // counted and logged there
+		return nil
+	}
+	for {
+		c.mu.Lock()
+		if c.closeCode != 0 {
+			c.mu.Unlock()
+			return errConnClosing
+		}
+		if c.queuedBytes == 0 || c.queuedBytes+len(f.Data) <= c.s.cfg.SendQueueBytes {
+			c.queue = append(c.queue, f)
+			c.queuedBytes += len(f.Data)
+			c.wakeLocked()
+			c.mu.Unlock()
+			return nil
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.space:
+		case <-c.done:
+			return errConnClosing
+		case <-ctx.Done():
+			return errConnClosing
+		}
+	}
+}
+
+// Close closes the connection with d once the writer gets to it: after the
+// queued frames for 1001 (a drain), at once for the others. A session that
+// ended gets nothing more.
+func (c *conn) Close(d realtime.Disconnect) { c.closeWith(d.Code, d.Reason) }
+
+func (c *conn) closeWith(code websocket.StatusCode, reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closeLocked(code, reason)
+}
+
+func (c *conn) closeLocked(code websocket.StatusCode, reason string) {
+	if c.closeCode != 0 {
+		return
+	}
+	c.closeCode, c.closeReason = code, reason
+	if code != wire.CloseGoingAway {
+		c.queue, c.queuedBytes = nil, 0
+	}
+	if code == wire.CloseSessionEnded {
+		c.s.m.SessionCloses.Inc()
+	}
+	signal(c.space) // a replay waiting for room sees the close at once
+	c.wakeLocked()
+}
+
+// Abort drops the connection without a close handshake (shutdown deadline).
+func (c *conn) Abort() {
+	_ = c.ws.CloseNow()
+}
+
+// wakeLocked starts a writer unless one is running or the socket is
+// closed. A writer that finds nothing to do returns under mu, so work
+// queued under mu is always seen by a writer.
+func (c *conn) wakeLocked() {
+	if c.writing || c.finished {
+		return
+	}
+	c.writing = true
+	go c.writeLoop()
+}
+
+// pingTick runs on the ping timer's goroutine: it asks for a ping, arms the
+// next, and becomes the writer itself when none is running.
+func (c *conn) pingTick() {
+	c.mu.Lock()
+	if c.closeCode != 0 || c.finished {
+		c.mu.Unlock()
+		return
+	}
+	c.pingDue = true
+	c.pinger.Reset(c.s.cfg.PingInterval)
+	if c.writing {
+		c.mu.Unlock()
+		return
+	}
+	c.writing = true
+	c.mu.Unlock()
+	c.writeLoop()
+}
+
+// writeLoop is the connection's only writer: frames, pings and the close.
+// It returns when it has nothing to do, and wakeLocked or pingTick starts
+// it again. The writer that closes the socket marks the connection
+// finished, so no writer runs after the close.
+func (c *conn) writeLoop() {
+	var batch []realtime.Frame
+	for {
+		c.mu.Lock()
+		batch, c.queue = c.queue, batch[:0]
+		c.queuedBytes = 0
+		code, reason, ping := c.closeCode, c.closeReason, c.pingDue
+		c.pingDue = false
+		if len(batch) == 0 && code == 0 && !ping {
+			// Idle: keep no buffer and no goroutine.
+			c.queue, c.writing = nil, false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+		if len(batch) > 0 {
+			signal(c.space)
+		}
+		for i, f := range batch {
+			if i%64 == 63 && c.stopping() {
+				break
+			}
+			if err := c.write(f); err != nil {
+				c.finish(true)
+				return
+			}
+		}
+		clear(batch)
+		if cap(batch) > 64 {
+			// Let a burst's buffer go.
+			batch = nil
+		}
+		if code != 0 {
+			if code == wire.CloseGoingAway && c.queued() > 0 {
+				continue
+			}
+			if code < 0 {
+				c.finish(true)
+			} else {
+				_ = c.ws.Close(code, reason)
+				c.finish(false)
+			}
+			return
+		}
+		if ping {
+			ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.PingInterval)
+			err := c.ws.Ping(ctx)
+			cancel()
+			if err != nil {
+				c.finish(true) // the peer is gone, or too slow to answer
+				return
+			}
+		}
+	}
+}
+
+// finish ends the writer for good: the socket is closed (now, when
+// closeNow) and nothing more is queued or written.
+func (c *conn) finish(closeNow bool) {
+	if closeNow {
+		_ = c.ws.CloseNow()
+	}
+	c.mu.Lock()
+	if c.closeCode == 0 {
+		c.closeCode = -1
+	}
+	c.writing, c.finished, c.queue, c.queuedBytes = false, true, nil, 0
+	c.mu.Unlock()
+	close(c.done)
+}
+
+func (c *conn) write(f realtime.Frame) error {
+	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.WriteTimeout)
+	defer cancel()
+	if err := c.ws.Write(ctx, websocket.MessageText, f.Data); err != nil {
+		return err
+	}
+	if f.Event {
+		c.s.m.EventsDelivered.Inc()
+		if !f.At.IsZero() {
+			if d := time.Since(f.At); d >= 0 && d < time.Hour {
+				c.s.m.DeliveryLatency.Observe(d.Seconds())
+			}
+		}
+	}
+	return nil
+}
+
+// closing reports whether the connection is closing or closed.
+func (c *conn) closing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeCode != 0
+}
+
+// stopping reports whether the connection is closing without a drain.
+func (c *conn) stopping() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeCode != 0 && c.closeCode != wire.CloseGoingAway
+}
+
+func (c *conn) queued() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.queue)
+}
+
+// SessionID names the connection's session.
+func (c *conn) SessionID() string {
+	c.sessMu.Lock()
+	defer c.sessMu.Unlock()
+	return c.session.ID
+}
+
+// touch checks the session is live and, for the user's activity, records
+// it as an API request does, at most once per touchInterval. It reports
+// false, and closes the connection, when the session has ended or timed
+// out: the frame is then not executed.
+func (c *conn) touch(ctx context.Context, activity bool) bool {
+	now := c.s.clock.Now()
+	c.sessMu.Lock()
+	rec := c.session
+	c.sessMu.Unlock()
+	if c.s.auth.Expired(rec, now) {
+		// Activity elsewhere (the browser's API calls, another node) may
+		// have kept it alive; the store decides.
+		if !c.checkSession() {
+			return false
+		}
+		c.sessMu.Lock()
+		rec = c.session
+		c.sessMu.Unlock()
+	}
+	if !activity || now.Sub(rec.LastSeenAt) < touchInterval {
+		return true
+	}
+	alive, err := c.s.auth.Touch(ctx, rec, now)
+	if err != nil {
+		return true // the session was live a moment ago; try again on the next frame
+	}
+	if !alive {
+		c.Close(realtime.DisconnectSessionEnded)
+		return false
+	}
+	c.sessMu.Lock()
+	c.session.LastSeenAt = now.Truncate(time.Microsecond)
+	c.sessMu.Unlock()
+	return true
+}
+
+// scheduleExpiry arms the timer that ends the connection when its session
+// times out (idle or absolute). When it fires the session is read again,
+// since activity elsewhere (the browser's API calls, another node) may
+// have extended it.
+func (c *conn) scheduleExpiry() {
+	c.sessMu.Lock()
+	rec := c.session
+	c.sessMu.Unlock()
+	wait := max(c.s.auth.Deadline(rec).Sub(c.s.clock.Now()), time.Second)
+	c.sessMu.Lock()
+	defer c.sessMu.Unlock()
+	select {
+	case <-c.done:
+		return // the connection is over; run has stopped the timer
+	default:
+	}
+	if c.expiry == nil {
+		c.expiry = time.AfterFunc(wait, func() { c.checkSession() })
+	} else {
+		c.expiry.Reset(wait)
+	}
+}
+
+// CheckSession reads the connection's session again and closes the
+// connection with 4001 if it has ended or timed out.
+func (c *conn) CheckSession() { c.checkSession() }
+
+// checkSession is CheckSession, also rearming the expiry timer of a live
+// session and reporting whether it is alive.
+func (c *conn) checkSession() bool {
+	if c.closing() {
+		return false
+	}
+	c.sessMu.Lock()
+	hash := c.session.TokenHash
+	c.sessMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rec, err := c.s.auth.Lookup(ctx, hash)
+	switch {
+	case errors.Is(err, rooms.ErrNotFound) || (err == nil && c.s.auth.Expired(rec, c.s.clock.Now())):
+		c.Close(realtime.DisconnectSessionEnded)
+		return false
+	case err == nil:
+		c.sessMu.Lock()
+		c.session = connSession(rec)
+		c.sessMu.Unlock()
+	}
+	c.scheduleExpiry()
+	return true
+}
+
+// connSession is what a connection keeps of its session: what identifies
+// it and what decides when it times out.
+func connSession(rec rooms.Session) rooms.Session {
+	return rooms.Session{ID: rec.ID, TokenHash: rec.TokenHash, UserID: rec.UserID, CreatedAt: rec.CreatedAt, LastSeenAt: rec.LastSeenAt}
+}
+
+// signal wakes whoever waits on ch, without blocking.
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// tokenBucket limits a connection's frames: rate a second, up to burst at
+// once. Owned by the reader.
+type tokenBucket struct {
+	rate, burst float64
+	tokens      float64
+	last        time.Time
+}
+
+// take reports whether a frame may go ahead at now.
+func (b *tokenBucket) take(now time.Time) bool {
+	if b.last.IsZero() {
+		b.tokens = b.burst
+	} else {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
