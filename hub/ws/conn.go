@@ -49,6 +49,11 @@ type conn struct {
 	finished    bool          // the writer has closed the socket; none starts again
 	space       chan struct{} // the queue has room again
 	done        chan struct{} // closed once finished
+	// watchdog drops the socket when a write hangs past WriteTimeout. It
+	// is owned by whichever goroutine is the writer (writing, under mu):
+	// a timer reset per frame costs no allocation, where a context with a
+	// deadline per write would cost several.
+	watchdog *time.Timer
 
 	// Owned by the reader: frames execute one at a time, each on a
 	// goroutine the reader waits for. A slice, not a map: most connections
@@ -298,8 +303,11 @@ func (c *conn) writeLoop() {
 		code, reason, ping := c.closeCode, c.closeReason, c.pingDue
 		c.pingDue = false
 		if len(batch) == 0 && code == 0 && !ping {
-			// Idle: keep no buffer and no goroutine.
-			c.queue, c.writing = nil, false
+			// Idle: no goroutine, and no buffer beyond a few frames'.
+			if cap(c.queue) > 4 {
+				c.queue = nil
+			}
+			c.writing = false
 			c.mu.Unlock()
 			return
 		}
@@ -361,9 +369,14 @@ func (c *conn) finish(closeNow bool) {
 }
 
 func (c *conn) write(f realtime.Frame) error {
-	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.WriteTimeout)
-	defer cancel()
-	if err := c.ws.Write(ctx, websocket.MessageText, f.Data); err != nil {
+	if c.watchdog == nil {
+		c.watchdog = time.AfterFunc(c.s.cfg.WriteTimeout, c.Abort)
+	} else {
+		c.watchdog.Reset(c.s.cfg.WriteTimeout)
+	}
+	err := c.ws.Write(context.Background(), websocket.MessageText, f.Data)
+	c.watchdog.Stop()
+	if err != nil {
 		return err
 	}
 	if f.Event {
