@@ -107,10 +107,10 @@ func newEnvWith(t testing.TB, store rooms.Store, adjust func(*envConfig)) *env {
 	t.Helper()
 	ctx := context.Background()
 	e := &env{t: t, store: store, clock: rooms.NewManualClock(start), metrics: metrics.New()}
+	// The listener is open before the server is configured, so the public
+	// URL is known; the server starts once its handler and timeouts are set.
 	e.srv = httptest.NewUnstartedServer(nil)
-	e.srv.Start()
-	t.Cleanup(e.srv.Close)
-	e.base = e.srv.URL
+	e.base = "http://" + e.srv.Listener.Addr().String()
 	cfg := envConfig{Config: hub.Config{
 		Store: store, Metrics: e.metrics, Logger: zerolog.New(io.Discard), PublicURL: e.base,
 		SessionKeys: [][]byte{bytes.Repeat([]byte{7}, 32)},
@@ -142,6 +142,8 @@ func newEnvWith(t testing.TB, store rooms.Store, adjust func(*envConfig)) *env {
 	e.srv.Config.Handler = hs.Handler
 	e.srv.Config.ReadHeaderTimeout, e.srv.Config.ReadTimeout = hs.ReadHeaderTimeout, hs.ReadTimeout
 	e.srv.Config.WriteTimeout, e.srv.Config.IdleTimeout = hs.WriteTimeout, hs.IdleTimeout
+	e.srv.Start()
+	t.Cleanup(e.srv.Close)
 	e.hub = h
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

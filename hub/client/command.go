@@ -77,9 +77,14 @@ func (c *Client) addCommand(f wire.ClientFrame) (*command, string, error) {
 	if f.Ref == "" {
 		f.Ref = newRef()
 	}
-	data, err := json.Marshal(f)
+	data, err := marshal(f)
 	if err != nil {
 		return nil, "", fmt.Errorf("send %s %s: encode: %w", f.Type, f.Ref, err)
+	}
+	if len(data) > wire.MaxFrame {
+		// The server would close the connection, and a re-send after the
+		// reconnect would do the same, for ever.
+		return nil, "", fmt.Errorf("send %s %s: the frame is %d bytes, more than the %d a frame may hold", f.Type, f.Ref, len(data), wire.MaxFrame)
 	}
 	cmd := &command{frame: data, done: make(chan struct{})}
 	c.mu.Lock()

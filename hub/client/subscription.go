@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -198,9 +199,22 @@ func unsubscribeFrame(topic string) []byte {
 // encode marshals a client frame, which cannot fail: every field is a
 // string, a number or a map the caller built from JSON-able values.
 func encode(f wire.ClientFrame) []byte {
-	data, err := json.Marshal(f)
+	data, err := marshal(f)
 	if err != nil {
 		panic(fmt.Sprintf("client: encode %s frame: %v", f.Type, err))
 	}
 	return data
+}
+
+// marshal encodes a frame without HTML escaping: json.Marshal writes each
+// '<', '>' and '&' as six bytes, so a plan of markup-heavy text the server
+// accepts would not fit in a frame.
+func marshal(f wire.ClientFrame) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(f); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte{'\n'}), nil
 }

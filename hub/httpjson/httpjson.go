@@ -204,8 +204,12 @@ func notText(body []byte) (string, bool) {
 		}
 		return strings.Join(parts, ".")
 	}
+	// bad judges a string token by its decoded value (NUL) and by its raw
+	// bytes (invalid UTF-8, which decoding hides behind U+FFFD, a character
+	// a clean string may hold too).
+	var raw []byte
 	bad := func(s string) bool {
-		return strings.ContainsRune(s, 0) || (invalidUTF8 && strings.ContainsRune(s, utf8.RuneError))
+		return strings.ContainsRune(s, 0) || (invalidUTF8 && !utf8.Valid(raw))
 	}
 	// after a value, an array advances and an object expects a key.
 	after := func() {
@@ -218,7 +222,9 @@ func notText(body []byte) (string, bool) {
 		}
 	}
 	for {
+		from := dec.InputOffset()
 		tok, err := dec.Token()
+		raw = body[from:dec.InputOffset()]
 		if err != nil {
 			// Not JSON: the decoder proper says so. Text errors outside any
 			// string are not possible in valid JSON.

@@ -309,8 +309,26 @@ func (t *room) runRepair() {
 			t.h.m.GapRepairs.Inc()
 			t.h.m.RepairedEvents.Add(float64(repaired))
 		}
-		if len(events) < repairPage && !t.again {
+		stopping := false
+		select {
+		case <-t.h.done:
+			stopping = true
+		default:
+		}
+		if stopping || (len(events) < repairPage && (!t.again || repaired == 0)) {
+			// Done, or the store holds nothing more to fill the gap yet
+			// (the event is committed but not yet readable, or a bogus
+			// publication): try again after a pause, never in a loop.
 			t.repairing = false
+			if !stopping && len(t.pending) > 0 && repaired == 0 {
+				t.armed = true
+				t.h.afterWork(repairRetry, func() {
+					t.mu.Lock()
+					defer t.mu.Unlock()
+					t.armed = false
+					t.startRepairLocked()
+				})
+			}
 			t.mu.Unlock()
 			return
 		}

@@ -28,6 +28,10 @@ type snapshotTopic struct {
 type snapshotSub struct {
 	live bool
 	held [][]byte
+	// gen numbers the snapshot reads for this subscriber: only the latest
+	// may be sent, or an older snapshot would overwrite updates the client
+	// already holds (a refresh and the subscribe's own read can overlap).
+	gen int
 }
 
 // maxHeld bounds the updates held for one subscriber while its snapshot is
@@ -45,17 +49,23 @@ func (t *snapshotTopic) join(ctx context.Context, s Subscriber, _ int64) error {
 	t.subs[s] = &snapshotSub{}
 	t.h.m.Subscriptions.Inc()
 	t.mu.Unlock()
-	return t.sendSnapshot(ctx, s, true)
+	return t.sendSnapshot(ctx, s)
 }
 
 // sendSnapshot reads the feed's snapshot for s and sends it, then the
-// updates held meanwhile. wait says whether to wait for room in s's queue
-// (its own subscribe) or to close it as too slow (a refresh).
-func (t *snapshotTopic) sendSnapshot(ctx context.Context, s Subscriber, wait bool) error {
+// updates held meanwhile. It sends under the topic's lock, so it never
+// waits for room in s's queue (that would hold up every other subscriber):
+// a subscriber that cannot take it closes itself as too slow.
+func (t *snapshotTopic) sendSnapshot(ctx context.Context, s Subscriber) error {
 	t.mu.Lock()
-	if ss, ok := t.subs[s]; ok {
-		ss.live = false
+	ss, ok := t.subs[s]
+	if !ok {
+		t.mu.Unlock()
+		return nil
 	}
+	ss.live = false
+	ss.gen++
+	gen := ss.gen
 	t.mu.Unlock()
 	data, err := t.feed.Snapshot(ctx, s.Caller(), t.key)
 	if err != nil {
@@ -64,15 +74,10 @@ func (t *snapshotTopic) sendSnapshot(ctx context.Context, s Subscriber, wait boo
 	frame := EncodeFrame(wire.ServerFrame{Type: wire.TypeSnapshot, Topic: t.topic, Data: appendJSON(nil, data)})
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	ss, ok := t.subs[s]
-	if !ok {
-		return nil // unsubscribed meanwhile
+	if cur, ok := t.subs[s]; !ok || cur != ss || ss.gen != gen {
+		return nil // unsubscribed meanwhile, or a newer read owns it
 	}
-	if wait {
-		if err := s.SendWait(ctx, Frame{Data: frame}); err != nil {
-			return err
-		}
-	} else if !s.Send(Frame{Data: frame}) {
+	if !s.Send(Frame{Data: frame}) {
 		return nil
 	}
 	for _, u := range ss.held {
@@ -135,7 +140,7 @@ func (t *snapshotTopic) rejoin() {
 	t.h.goWork(func() {
 		for _, s := range subs {
 			ctx, cancel := context.WithTimeout(context.Background(), repairTimeout)
-			err := t.sendSnapshot(ctx, s, false)
+			err := t.sendSnapshot(ctx, s)
 			cancel()
 			if err != nil {
 				t.h.log.Warn().Err(err).Str("topic", t.topic).Msg("refresh a snapshot failed; the client resubscribes")

@@ -100,7 +100,11 @@ func (s *Server) start(ws *websocket.Conn, caller rooms.Caller, rec rooms.Sessio
 		return
 	}
 	_ = s.svc.AuditCaller(context.Background(), caller, rooms.ActionExecute, "ws.connect", nil, rooms.OutcomeSuccess, "session="+rec.ID+" conn="+c.id)
-	c.scheduleExpiry()
+	// The session is read again now that the connection is registered: a
+	// session that ended between the upgrade and the registration was
+	// ended before EndSessions could find this connection. It also arms
+	// the expiry timer.
+	c.checkSession()
 	c.mu.Lock()
 	c.pinger = time.AfterFunc(s.cfg.PingInterval, c.pingTick)
 	c.mu.Unlock()
@@ -116,6 +120,11 @@ func (c *conn) run() {
 	sessionID := c.SessionID()
 	defer c.s.hub.Unregister(c, sessionID)
 	peer := websocket.CloseStatus(c.readLoop())
+	if c.limited > 0 {
+		// Rate-limited frames since the last entry for them.
+		_ = c.s.svc.AuditCaller(context.Background(), c.caller, rooms.ActionExecute, "ws.frame", nil, rooms.OutcomeDenied,
+			fmt.Sprintf("rate_limited conn=%s count=%d", c.id, c.limited))
+	}
 
 	c.closeWith(-1, "")
 	<-c.done

@@ -24,6 +24,9 @@ const limitedAuditInterval = time.Second
 
 // frame decodes and executes one frame, or refuses it.
 func (c *conn) frame(ctx context.Context, typ websocket.MessageType, data []byte) {
+	if c.closing() {
+		return // read after the close was decided (session ended, too slow, shutdown): not executed
+	}
 	if !c.bucket.take(time.Now()) {
 		c.rateLimited(ctx, data)
 		return
