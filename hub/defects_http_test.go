@@ -372,6 +372,10 @@ func TestNULAndInvalidUTF8AreRefusedNamingTheField(t *testing.T) {
 		if views != 4 {
 			t.Errorf("%d refused referral views audited; want 4: %+v", views, refused)
 		}
+		// A query parameter reaches the store too: Postgres refuses NUL.
+		for _, p := range []string{"%00", "%FF", "m%00scc"} {
+			wantError(t, "list with pathway "+p, r.rc.do("GET", "/api/referrals?pathway="+p, nil), 400, "invalid", "pathway")
+		}
 
 		anon := e.client()
 		reg := registration("nul@nhs.net")
@@ -403,6 +407,16 @@ func TestNULAndInvalidUTF8AreRefusedNamingTheField(t *testing.T) {
 			t.Run(tc.name, func(t *testing.T) {
 				wantError(t, tc.name, tc.c.do("POST", tc.path, tc.body), 400, "invalid", tc.field)
 			})
+		}
+		// Refused logins are audited by the field at fault, never its text.
+		logins := 0
+		for _, a := range e.audit(rooms.AuditFilter{Event: "login.failed", Outcome: rooms.OutcomeInvalid}) {
+			if a.Detail == "invalid email" || a.Detail == "invalid password" {
+				logins++
+			}
+		}
+		if logins != 2 {
+			t.Errorf("%d refused logins audited; want the 2 above", logins)
 		}
 		if ss, _ := e.store.UserSessions(context.Background(), r.referrer.ID); len(ss) != 1 {
 			t.Errorf("%d sessions after refused logins; want the one the room made", len(ss))

@@ -576,3 +576,36 @@ func TestWSGoClientSendsAPlanEditOfMarkupCharacters(t *testing.T) {
 		t.Fatalf("plan edit over the Go client: %+v, %v; want ack seq 3", ack, err)
 	}
 }
+
+// A flood far past the rate — more rate-limited frames in a second than a
+// client re-sending its commands could ever send — closes the socket with
+// 1008, rather than costing the node a refusal per frame for ever.
+func TestWSFloodOfRateLimitedFramesIsClosed(t *testing.T) {
+	e := newEnvWith(t, openEmbedded(t), func(c *envConfig) {
+		c.WS.CommandRate, c.WS.CommandBurst = 1, 1
+	})
+	rm := e.room()
+	ws, _, err := rm.sc.rawDial(e.base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	go func() {
+		frame := []byte(`{"type":"typing","referral":"` + rm.id + `"}`)
+		for range 5000 {
+			if ws.Write(ctx, websocket.MessageText, frame) != nil {
+				return
+			}
+		}
+	}()
+	for {
+		if _, _, err := ws.Read(ctx); err != nil {
+			if code := websocket.CloseStatus(err); code != websocket.StatusPolicyViolation {
+				t.Fatalf("ended with %v; want close 1008", err)
+			}
+			return
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -100,7 +101,13 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	}
 	log.Info().Str("addr", ln.Addr().String()).Str("public_url", cfg.PublicURL).Msg("serving")
 
-	go expireSessions(ctx, store, log)
+	// The session sweeper touches the store, so it ends, and is waited for,
+	// before the hub and then the store shut down (defers run in reverse).
+	var background sync.WaitGroup
+	defer background.Wait()
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	defer stopSweep()
+	background.Go(func() { expireSessions(sweepCtx, store, log) })
 	if cfg.DebugAddr != "" {
 		if err := serveAside(ctx, "profiler", cfg.DebugAddr, debugHandler(), log); err != nil {
 			return err

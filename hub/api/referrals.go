@@ -24,6 +24,10 @@ func (a *API) pathways(w http.ResponseWriter, r *http.Request, c rooms.Caller) {
 func (a *API) listReferrals(w http.ResponseWriter, r *http.Request, c rooms.Caller) {
 	q := r.URL.Query()
 	f := rooms.ReferralFilter{PathwayID: q.Get("pathway")}
+	if f.PathwayID != "" && !isKey(f.PathwayID) {
+		httpjson.Fail(w, r, rooms.Invalid("pathway", "%q is not a pathway", httpjson.Printable(f.PathwayID, 64)))
+		return
+	}
 	if v := q.Get("status"); v != "" {
 		for _, st := range strings.Split(v, ",") {
 			status := rooms.Status(strings.TrimSpace(st))
@@ -51,6 +55,22 @@ func (a *API) listReferrals(w http.ResponseWriter, r *http.Request, c rooms.Call
 		rs = []rooms.Referral{}
 	}
 	httpjson.Write(w, http.StatusOK, map[string]any{"referrals": rs})
+}
+
+// isKey reports whether s can name a pathway: a short name of ASCII
+// letters, digits, '-' and '_' (what the store may be asked for; NUL or
+// invalid UTF-8 would be refused by Postgres as a failure of ours).
+func isKey(s string) bool {
+	if len(s) > 64 {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 func validStatus(st rooms.Status) bool {

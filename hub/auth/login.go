@@ -93,6 +93,11 @@ func (a *Auth) register(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	hash, err := a.hash(ctx, req.Password)
+	if ctx.Err() != nil {
+		// The client left while waiting for its turn.
+		_ = a.store.ForgiveAttempt(context.WithoutCancel(ctx), res.ID)
+		return
+	}
 	if errors.Is(err, password.ErrBusy) {
 		// Not the client's fault: the attempt does not count.
 		_ = a.store.ForgiveAttempt(context.WithoutCancel(ctx), res.ID)
@@ -151,26 +156,36 @@ type loginRequest struct {
 // right) is forgiven.
 func (a *Auth) login(w http.ResponseWriter, r *http.Request) {
 	var req loginRequest
-	if err := httpjson.Decode(w, r, &req); err != nil {
+	// refuse answers a login refused before any account is looked up, and
+	// audits it by the field at fault, never its content.
+	refuse := func(field string, err error) {
+		a.auditLogin(r.Context(), rooms.Caller{ClientAddr: httpjson.ClientAddr(r)}, rooms.OutcomeInvalid, "invalid "+field)
 		httpjson.Fail(w, r, err)
+	}
+	if err := httpjson.Decode(w, r, &req); err != nil {
+		field := ""
+		if de := (*rooms.Error)(nil); errors.As(err, &de) {
+			field = de.Field
+		}
+		refuse(field, err)
 		return
 	}
 	email := rooms.NormaliseEmail(req.Email)
 	switch {
 	case email == "":
-		httpjson.Fail(w, r, rooms.Invalid("email", "enter your email address"))
+		refuse("email", rooms.Invalid("email", "enter your email address"))
 		return
 	case req.Password == "":
-		httpjson.Fail(w, r, rooms.Invalid("password", "enter your password"))
+		refuse("password", rooms.Invalid("password", "enter your password"))
 		return
 	case len(req.Password) > 4*password.MaxLength:
 		// No stored password is this long; refusing early bounds the
 		// hashing work an attacker can ask for.
-		httpjson.Error(w, badCredentials)
+		refuse("password", badCredentials)
 		return
 	}
 	if err := rooms.CheckEmail("email", email); err != nil {
-		httpjson.Fail(w, r, err)
+		refuse("email", err)
 		return
 	}
 	ctx := r.Context()
@@ -208,6 +223,10 @@ func (a *Auth) login(w http.ResponseWriter, r *http.Request) {
 		encoded = u.PasswordHash
 	}
 	ok, rehash, err := a.verify(ctx, req.Password, encoded)
+	if ctx.Err() != nil {
+		forgive() // the client left while waiting for its turn: no answer, no guess
+		return
+	}
 	if errors.Is(err, password.ErrBusy) {
 		forgive()
 		a.auditLogin(ctx, rooms.Caller{User: u, ClientAddr: addr}, rooms.OutcomeFailed, reasonBusy)

@@ -70,6 +70,9 @@ const (
 	publishBacklog = 4096
 	// brokerOpTimeout bounds one broker call made by the hub's loop.
 	brokerOpTimeout = 2 * time.Second
+	// maxFailedEnds bounds the session ends kept for retry while the broker
+	// does not take them.
+	maxFailedEnds = 1024
 	// resyncChecks bounds the session checks run at once after a broker
 	// reconnection, so a broker blip does not flood the store.
 	resyncChecks = 8
@@ -115,10 +118,14 @@ type Hub struct {
 	bySess  map[string]map[Subscriber]int // guarded by mu: connections per session
 	closing bool                          // guarded by mu
 
-	// repMu guards republish: publications that failed, by topic, to
-	// retry. It is taken under topic locks, so it is a lock of its own.
+	// repMu guards republish, the newest failed event publication of each
+	// topic (the store repairs everything before it), and ends, every
+	// failed session end in order (each names other sessions, so none may
+	// stand in for another). It is taken under topic locks, so it is a
+	// lock of its own.
 	repMu     sync.Mutex
 	republish map[string][]byte
+	ends      [][]byte
 
 	pubQ  [publishers]chan publication
 	kick  chan struct{}
@@ -289,12 +296,23 @@ func (h *Hub) publishLoop(q chan publication) {
 // store once it arrives. Ephemeral publications are not retried.
 func (h *Hub) publishFailed(topicName string, payload []byte) {
 	h.m.PublishFailures.Inc()
-	if len(payload) == 0 || (payload[0] != kindEvent && payload[0] != kindEnd) {
+	if len(payload) == 0 {
 		return
 	}
 	h.repMu.Lock()
-	h.republish[topicName] = payload
-	h.repMu.Unlock()
+	defer h.repMu.Unlock()
+	switch payload[0] {
+	case kindEvent:
+		h.republish[topicName] = payload
+	case kindEnd:
+		if len(h.ends) >= maxFailedEnds {
+			// Past this the other nodes are unreachable anyway; when the
+			// broker comes back they resync, reading every socket's
+			// session again.
+			h.ends = h.ends[1:]
+		}
+		h.ends = append(h.ends, payload)
+	}
 }
 
 // Deliver receives the broker's messages. The hub's own are skipped by
@@ -461,9 +479,20 @@ func (h *Hub) reconcile(subscribed map[string]bool) {
 
 func (h *Hub) retryPublications() {
 	h.repMu.Lock()
-	pending := h.republish
-	h.republish = map[string][]byte{}
+	pending, ends := h.republish, h.ends
+	h.republish, h.ends = map[string][]byte{}, nil
 	h.repMu.Unlock()
+	for i, payload := range ends {
+		ctx, cancel := context.WithTimeout(context.Background(), brokerOpTimeout)
+		err := h.broker.Publish(ctx, sessionsTopic, payload)
+		cancel()
+		if err != nil {
+			h.repMu.Lock()
+			h.ends = append(append([][]byte(nil), ends[i:]...), h.ends...)
+			h.repMu.Unlock()
+			break
+		}
+	}
 	for name, payload := range pending {
 		ctx, cancel := context.WithTimeout(context.Background(), brokerOpTimeout)
 		err := h.broker.Publish(ctx, name, payload)
@@ -650,7 +679,11 @@ func (h *Hub) Subscribe(ctx context.Context, s Subscriber, name string, after in
 		h.m.Topics.Inc()
 		h.wake()
 	}
+	// Held under h.mu, so the loop cannot forget the topic (it has no
+	// subscriber yet) between here and join.
+	t.hold(1)
 	h.mu.Unlock()
+	defer t.hold(-1)
 	if err := t.join(ctx, s, after); err != nil {
 		t.remove(s)
 		return nil, err
@@ -677,6 +710,9 @@ type topic interface {
 	// join adds s and sends what a new subscriber gets.
 	join(ctx context.Context, s Subscriber, after int64) error
 	remove(s Subscriber)
+	// hold counts a subscription being started (+1) or started (-1): a
+	// topic with one is in use.
+	hold(delta int)
 	inUse(now time.Time) bool
 	// rejoin is for a topic whose broker channel has just been
 	// (re)subscribed: whatever was published meanwhile is recovered.
@@ -688,9 +724,10 @@ type topic interface {
 }
 
 // Shutdown closes every connection with 1001 after its queued frames are
-// written, waits for them (until ctx ends), then stops the hub, waits for
-// every goroutine it started, and closes the broker. The store may be
-// closed once it returns.
+// written and waits for them; when ctx ends first, the rest are aborted
+// (their frames' store calls cancelled) and waited for. Then it stops the
+// hub, waits for every goroutine it started, and closes the broker. The
+// store may be closed once it returns.
 func (h *Hub) Shutdown(ctx context.Context) error {
 	h.mu.Lock()
 	if h.closing {

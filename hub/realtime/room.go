@@ -45,6 +45,7 @@ type room struct {
 	// again asks it to read once more, armed that one is scheduled.
 	repairing, again, armed bool
 	idleSince               time.Time
+	joining                 int // subscriptions being started (Hub.Subscribe)
 	// local counts this node's subscriptions per user; remote is what the
 	// other nodes announced.
 	local  map[string]*presenceCount
@@ -77,7 +78,7 @@ type roomSub struct {
 
 func newRoom(h *Hub, f EventFeed, name, key string) *room {
 	return &room{
-		h: h, feed: f, topic: name, key: key, delivered: -1,
+		h: h, feed: f, topic: name, key: key, delivered: -1, idleSince: time.Now(),
 		subs: map[Subscriber]*roomSub{}, pending: map[int64]pendingFrame{},
 		local: map[string]*presenceCount{}, remote: map[string]remotePresence{},
 	}
@@ -90,7 +91,13 @@ func (t *room) name() string { return t.topic }
 func (t *room) inUse(now time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.subs) > 0 || now.Sub(t.idleSince) < topicLinger
+	return len(t.subs) > 0 || t.joining > 0 || now.Sub(t.idleSince) < topicLinger
+}
+
+func (t *room) hold(delta int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.joining += delta
 }
 
 // join registers s, not yet live, announces the user if they were not in

@@ -21,6 +21,7 @@ type snapshotTopic struct {
 	mu        sync.Mutex
 	subs      map[Subscriber]*snapshotSub // guarded by mu
 	idleSince time.Time                   // guarded by mu
+	joining   int                         // guarded by mu: subscriptions being started
 }
 
 // snapshotSub is one subscriber's place: until its snapshot has gone out,
@@ -39,7 +40,7 @@ type snapshotSub struct {
 const maxHeld = 256
 
 func newSnapshotTopic(h *Hub, f SnapshotFeed, name, key string) *snapshotTopic {
-	return &snapshotTopic{h: h, feed: f, topic: name, key: key, subs: map[Subscriber]*snapshotSub{}}
+	return &snapshotTopic{h: h, feed: f, topic: name, key: key, subs: map[Subscriber]*snapshotSub{}, idleSince: time.Now()}
 }
 
 func (t *snapshotTopic) name() string { return t.topic }
@@ -120,7 +121,13 @@ func (t *snapshotTopic) remove(s Subscriber) {
 func (t *snapshotTopic) inUse(now time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.subs) > 0 || now.Sub(t.idleSince) < topicLinger
+	return len(t.subs) > 0 || t.joining > 0 || now.Sub(t.idleSince) < topicLinger
+}
+
+func (t *snapshotTopic) hold(delta int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.joining += delta
 }
 
 // rejoin sends every subscriber a fresh snapshot: updates published while

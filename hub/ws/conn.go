@@ -31,6 +31,11 @@ type conn struct {
 	ws     *websocket.Conn
 	caller rooms.Caller
 	id     string
+	// ctx is the context of the connection's frames: Abort cancels it, so
+	// a frame stuck on the store cannot hold a shutdown past its deadline.
+	// A normal close does not: a command runs to its end once started.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	// sessMu guards session and expiry, which the expiry timer and the
 	// reader share.
@@ -66,6 +71,9 @@ type conn struct {
 	// entry for them; limitedAudited is when that entry was written.
 	limited        int
 	limitedAudited time.Time
+	// flood counts rate-limited frames in the second since floodSince.
+	flood      int
+	floodSince time.Time
 }
 
 var _ realtime.Subscriber = (*conn)(nil)
@@ -77,12 +85,17 @@ var _ realtime.Subscriber = (*conn)(nil)
 func (s *Server) start(ws *websocket.Conn, caller rooms.Caller, rec rooms.Session) {
 	// The connection acts as the user but never needs their secrets.
 	caller.User.PasswordHash, caller.User.TOTPSecret, caller.User.TOTPPendingSecret = "", "", ""
+	ctx, cancel := context.WithCancel(context.Background())
 	c := &conn{
-		s: s, ws: ws, caller: caller, session: connSession(rec), id: rooms.NewID()[:8],
+		s: s, ws: ws, caller: caller, session: connSession(rec), id: rooms.NewID()[:8], ctx: ctx, cancel: cancel,
 		space: make(chan struct{}, 1), done: make(chan struct{}),
 		bucket: tokenBucket{rate: s.cfg.CommandRate, burst: float64(s.cfg.CommandBurst)},
 	}
-	switch err := s.hub.Register(c, s.cfg.SocketsPerSession); {
+	err := s.hub.Register(c, s.cfg.SocketsPerSession)
+	if err != nil {
+		cancel()
+	}
+	switch {
 	case errors.Is(err, realtime.ErrTooManyConnections):
 		s.m.RateLimitedSockets.Inc()
 		_ = s.svc.AuditCaller(context.Background(), caller, rooms.ActionExecute, "ws.connect", nil, rooms.OutcomeDenied,
@@ -119,6 +132,7 @@ func (c *conn) Caller() rooms.Caller { return c.caller }
 func (c *conn) run() {
 	sessionID := c.SessionID()
 	defer c.s.hub.Unregister(c, sessionID)
+	defer c.cancel()
 	peer := websocket.CloseStatus(c.readLoop())
 	if c.limited > 0 {
 		// Rate-limited frames since the last entry for them.
@@ -168,7 +182,7 @@ func (c *conn) readLoop() error {
 			return err
 		}
 		var wg sync.WaitGroup
-		wg.Go(func() { c.frame(context.Background(), typ, data) })
+		wg.Go(func() { c.frame(c.ctx, typ, data) })
 		wg.Wait()
 		if c.refusals > maxRefusals {
 			c.Close(realtime.DisconnectMisbehaving)
@@ -264,8 +278,10 @@ func (c *conn) closeLocked(code websocket.StatusCode, reason string) {
 	c.wakeLocked()
 }
 
-// Abort drops the connection without a close handshake (shutdown deadline).
+// Abort drops the connection without a close handshake and cancels the
+// frame it is executing (the shutdown deadline passed).
 func (c *conn) Abort() {
+	c.cancel()
 	_ = c.ws.CloseNow()
 }
 

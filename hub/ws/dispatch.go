@@ -22,6 +22,11 @@ import (
 // flood of audit writes.
 const limitedAuditInterval = time.Second
 
+// floodLimit is how many rate-limited frames a connection may send within
+// a second before it is closed (1008): ten times the default burst, far
+// more than a client re-sending its unanswered commands after a pause.
+const floodLimit = 1000
+
 // frame decodes and executes one frame, or refuses it.
 func (c *conn) frame(ctx context.Context, typ websocket.MessageType, data []byte) {
 	if c.closing() {
@@ -57,13 +62,23 @@ func (c *conn) rateLimited(ctx context.Context, data []byte) {
 	c.limited++
 	ef := wire.ServerFrame{Type: wire.TypeError, Code: string(rooms.CodeRateLimited),
 		Message: fmt.Sprintf("too many frames; at most %g a second, so wait a moment and send again", c.s.cfg.CommandRate)}
+	// The ref is read from commands of a modest size only: reading it must
+	// not cost more than the refusal saves.
 	var peek struct {
 		Ref string `json:"ref"`
 	}
-	if json.Unmarshal(data, &peek) == nil && len(peek.Ref) <= rooms.MaxRefLen {
+	if len(data) <= 16<<10 && json.Unmarshal(data, &peek) == nil && len(peek.Ref) <= rooms.MaxRefLen {
 		ef.Ref = httpjson.Printable(peek.Ref, rooms.MaxRefLen)
 	}
-	if now := time.Now(); now.Sub(c.limitedAudited) >= limitedAuditInterval {
+	now := time.Now()
+	if now.Sub(c.floodSince) >= time.Second {
+		c.floodSince, c.flood = now, 0
+	}
+	if c.flood++; c.flood > floodLimit {
+		// Far beyond what a client re-sending its commands sends: a flood.
+		c.Close(realtime.DisconnectRateLimited)
+	}
+	if now.Sub(c.limitedAudited) >= limitedAuditInterval {
 		c.limitedAudited = now
 		_ = c.s.svc.AuditCaller(ctx, c.caller, rooms.ActionExecute, "ws.frame", nil, rooms.OutcomeDenied,
 			fmt.Sprintf("rate_limited conn=%s count=%d", c.id, c.limited))
