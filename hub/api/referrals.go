@@ -12,15 +12,6 @@ import (
 	"patientpass/rooms"
 )
 
-func (a *API) pathways(w http.ResponseWriter, r *http.Request, c rooms.Caller) {
-	ps, err := a.svc.Pathways(r.Context(), c)
-	if err != nil {
-		httpjson.Fail(w, r, err)
-		return
-	}
-	httpjson.Write(w, http.StatusOK, map[string]any{"pathways": ps})
-}
-
 func (a *API) listReferrals(w http.ResponseWriter, r *http.Request, c rooms.Caller) {
 	q := r.URL.Query()
 	f := rooms.ReferralFilter{PathwayID: q.Get("pathway")}
