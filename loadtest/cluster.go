@@ -116,19 +116,16 @@ func startCluster(ctx context.Context, cfg *config, runID string, logf func(stri
 	if err := c.startRedis(ctx); err != nil {
 		return c, err
 	}
+	// The ports are chosen here, not left to the nodes (":0"), so that
+	// loadtest knows where to reach them; all are held until all are
+	// chosen, so no two are the same.
+	ports, err := freePorts(2 * cfg.Nodes)
+	if err != nil {
+		return c, err
+	}
 	for i := range cfg.Nodes {
-		// The metrics port is chosen here, not left to the node (":0"), so
-		// that loadtest knows where to read it.
-		port, err := freePort()
-		if err != nil {
-			return c, err
-		}
-		mport, err := freePort()
-		if err != nil {
-			return c, err
-		}
 		c.nodes = append(c.nodes, &node{name: fmt.Sprintf("loadtest-%s-%d", runID, i+1),
-			addr: "127.0.0.1:" + strconv.Itoa(port), metricsAddr: "127.0.0.1:" + strconv.Itoa(mport)})
+			addr: "127.0.0.1:" + strconv.Itoa(ports[2*i]), metricsAddr: "127.0.0.1:" + strconv.Itoa(ports[2*i+1])})
 	}
 	c.env = append(os.Environ(),
 		"DATABASE_URL="+dbURL, "REDIS_URL=redis://"+c.redisAt, "PATIENTPASS_DATA_DIR="+dir,
@@ -227,10 +224,12 @@ func (c *cluster) startNode(ctx context.Context, i int, demo bool) error {
 	n.cmd = cmd
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
+	died := false
 	err := waitFor(ctx, 60*time.Second, "node "+n.name, func() bool {
 		select {
 		case <-exited:
-			return false
+			died = true
+			return true
 		default:
 		}
 		resp, err := http.Get(n.url() + "/readyz")
@@ -240,6 +239,9 @@ func (c *cluster) startNode(ctx context.Context, i int, demo bool) error {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
+	if died {
+		err = fmt.Errorf("node %s exited before it was ready", n.name)
+	}
 	if err != nil {
 		return fmt.Errorf("%w (see %s)", err, n.log.Name())
 	}
@@ -352,10 +354,24 @@ func waitFor(ctx context.Context, d time.Duration, what string, ok func() bool) 
 // before the node binds it; on this machine's loopback that has not been
 // seen, and the node's start would fail loudly if it were.
 func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := freePorts(1)
 	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
+		return 0, err
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return ports[0], nil
+}
+
+// freePorts is n free ports, all different: each is held until all are
+// found, since the kernel may hand a port just released out again.
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("find a free port: %w", err)
+		}
+		defer ln.Close()
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
 }
