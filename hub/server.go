@@ -68,6 +68,8 @@ type Config struct {
 	WS ws.Config
 	// Hashes bounds concurrent password hashing; nil takes the default.
 	Hashes *password.Limiter
+	// RegistrationsPerHour bounds registrations per client address (0: 30).
+	RegistrationsPerHour int
 }
 
 // Server serves the HTTP API.
@@ -105,6 +107,7 @@ func NewServer(cfg Config) (*Server, error) {
 	s.auth, err = auth.New(auth.Config{
 		Service: cfg.Service, Store: cfg.Store, Clock: cfg.Service.Clock(), Logger: cfg.Logger, Metrics: cfg.Metrics,
 		Public: public, SessionKeys: cfg.SessionKeys, Ender: cfg.Realtime, Hashes: cfg.Hashes,
+		RegistrationsPerHour: cfg.RegistrationsPerHour,
 	})
 	if err != nil {
 		return nil, err

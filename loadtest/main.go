@@ -181,7 +181,7 @@ func defineFlags(fs *flag.FlagSet, cfg *config, urls, origins, metrics *urlList,
 	fs.StringVar(&cfg.Organisation, "organisation", "RJR", "registrations: the ODS code of the organisation the accounts ask to join (RJR is in the demo data)")
 	fs.IntVar(&cfg.Clients, "clients", 1000, "WebSocket clients")
 	fs.IntVar(&cfg.Rooms, "rooms", 100, "referrals (rooms) the clients are spread over")
-	fs.IntVar(&cfg.Users, "users", 0, "users the clients log in as, several sockets per session (default clients/100, at least 2)")
+	fs.IntVar(&cfg.Users, "users", 0, "users the clients log in as, several sockets per session (default clients/100, at least 2 and at most 25: a node takes 30 registrations an hour from one address)")
 	fs.Float64Var(&cfg.Rate, "rate", 500, "messages posted per second, over all rooms")
 	fs.DurationVar(&cfg.Duration, "duration", 30*time.Second, "how long to post (idle: how long to hold the connections)")
 	fs.BoolVar(&cfg.JSON, "json", false, "end the output with one line of JSON holding every figure")
@@ -291,7 +291,9 @@ func validate(fs *flag.FlagSet, cfg config, urls, origins, metrics urlList, gete
 		return cfg, fmt.Errorf("-duration %s: want more than 0", cfg.Duration)
 	}
 	if cfg.Users == 0 {
-		cfg.Users = max(2, cfg.Clients/100)
+		// Within a node's default of 30 registrations an hour from one
+		// address; each user's clients share several sessions.
+		cfg.Users = min(max(2, cfg.Clients/100), 25)
 	}
 	if cfg.Users < 1 || cfg.Users > cfg.Clients {
 		return cfg, fmt.Errorf("-users %d: want between 1 and -clients (%d)", cfg.Users, cfg.Clients)

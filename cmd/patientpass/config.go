@@ -29,6 +29,7 @@ type config struct {
 	Addr           string
 	DebugAddr      string
 	MetricsAddr    string
+	Registrations  int
 	DataDir        string
 	DatabaseURL    string
 	RedisURL       string
@@ -55,6 +56,11 @@ func (a *app) flagSet(name string, cfg *config) *flag.FlagSet {
 	}
 	host, _ := os.Hostname()
 	fs.StringVar(&cfg.Addr, "addr", env("PATIENTPASS_ADDR", ":8080"), "listen address (PATIENTPASS_ADDR)")
+	regs, err := strconv.Atoi(env("PATIENTPASS_REGISTRATIONS_PER_HOUR", "30"))
+	if err != nil {
+		regs = -1 // refused by serve, naming the variable
+	}
+	fs.IntVar(&cfg.Registrations, "registrations-per-hour", regs, "registrations one client address may make in an hour (PATIENTPASS_REGISTRATIONS_PER_HOUR)")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", env("PATIENTPASS_METRICS_ADDR", ""), "listen address of the Prometheus metrics (/metrics); unset turns them off; keep it off the public network (PATIENTPASS_METRICS_ADDR)")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", env("PATIENTPASS_DEBUG_ADDR", ""), "listen address of the Go profiler (/debug/pprof/); unset turns it off; keep it on loopback (PATIENTPASS_DEBUG_ADDR)")
 	fs.StringVar(&cfg.DataDir, "data-dir", env("PATIENTPASS_DATA_DIR", "./data"), "embedded store file and generated secrets (PATIENTPASS_DATA_DIR)")

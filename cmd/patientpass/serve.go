@@ -28,6 +28,9 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if err := a.parse(a.flagSet("serve", &cfg), args); err != nil {
 		return err
 	}
+	if cfg.Registrations < 1 {
+		return fmt.Errorf("PATIENTPASS_REGISTRATIONS_PER_HOUR must be a whole number of at least 1")
+	}
 	log, err := a.logger(cfg)
 	if err != nil {
 		return err
@@ -81,7 +84,7 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	}
 	srv, err := hub.NewServer(hub.Config{
 		Service: svc, Store: store, Realtime: rt, Metrics: m, Logger: log, PublicURL: cfg.PublicURL,
-		SessionKeys: keys, Checks: []hub.Check{{Name: "store", Pinger: store}},
+		SessionKeys: keys, Checks: []hub.Check{{Name: "store", Pinger: store}}, RegistrationsPerHour: cfg.Registrations,
 	})
 	if err != nil {
 		return err

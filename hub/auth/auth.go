@@ -53,6 +53,10 @@ type Config struct {
 	Ender SessionEnder
 	// Hashes bounds concurrent password hashing; nil takes the default.
 	Hashes *password.Limiter
+	// RegistrationsPerHour bounds the registrations from one address in an
+	// hour (0: DefaultRegistrationsPerHour). A hospital whose staff all
+	// leave through one address may raise it for a day of onboarding.
+	RegistrationsPerHour int
 }
 
 // Auth serves the account and session routes and authenticates the others.
@@ -65,6 +69,8 @@ type Auth struct {
 	sessions *sessionManager
 	ender    SessionEnder
 	hashes   *password.Limiter
+	// registrationsPerHour bounds the registrations from one address.
+	registrationsPerHour int
 }
 
 // New returns Auth over cfg.
@@ -75,6 +81,9 @@ func New(cfg Config) (*Auth, error) {
 	if cfg.Hashes == nil {
 		cfg.Hashes = password.NewDefaultLimiter()
 	}
+	if cfg.RegistrationsPerHour <= 0 {
+		cfg.RegistrationsPerHour = DefaultRegistrationsPerHour
+	}
 	if cfg.Ender == nil {
 		return nil, errors.New("auth needs a SessionEnder: ended sessions must close their sockets")
 	}
@@ -83,7 +92,7 @@ func New(cfg Config) (*Auth, error) {
 		return nil, err
 	}
 	return &Auth{svc: cfg.Service, store: cfg.Store, clock: cfg.Clock, log: cfg.Logger, m: cfg.Metrics,
-		sessions: sm, ender: cfg.Ender, hashes: cfg.Hashes}, nil
+		sessions: sm, ender: cfg.Ender, hashes: cfg.Hashes, registrationsPerHour: cfg.RegistrationsPerHour}, nil
 }
 
 // HandlerFunc is a handler for an authenticated request.

@@ -80,7 +80,7 @@ func (a *Auth) register(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	res, err := a.reserve(ctx, []rooms.Limit{{Key: registerKey(addr), Max: maxRegistrationsPerAddr}}, registerWindow)
+	res, err := a.reserve(ctx, []rooms.Limit{{Key: registerKey(addr), Max: a.registrationsPerHour}}, registerWindow)
 	if err != nil {
 		httpjson.Fail(w, r, err)
 		return

@@ -23,8 +23,10 @@ const (
 	maxAccountFailures      = 5
 	maxClientAddrFailures   = 50
 	maxTOTPFailures         = 5
-	registerWindow          = time.Hour
-	maxRegistrationsPerAddr = 30
+	registerWindow = time.Hour
+	// DefaultRegistrationsPerHour is how many registrations one address may
+	// make an hour unless configured otherwise.
+	DefaultRegistrationsPerHour = 30
 	// busyRetry is how long a client is asked to wait when every password
 	// hash slot is taken and the queue is full.
 	busyRetry = 5 * time.Second
