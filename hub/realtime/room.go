@@ -294,13 +294,7 @@ func (t *room) runRepair() {
 		if err != nil {
 			t.h.log.Warn().Err(err).Str("topic", t.topic).Msg("repair from the store failed; retrying")
 			t.repairing = false
-			t.armed = true
-			t.h.afterWork(repairRetry, func() {
-				t.mu.Lock()
-				defer t.mu.Unlock()
-				t.armed = false
-				t.startRepairLocked()
-			})
+			t.retryRepairLocked()
 			t.mu.Unlock()
 			return
 		}
@@ -328,19 +322,24 @@ func (t *room) runRepair() {
 			// publication): try again after a pause, never in a loop.
 			t.repairing = false
 			if !stopping && len(t.pending) > 0 && repaired == 0 {
-				t.armed = true
-				t.h.afterWork(repairRetry, func() {
-					t.mu.Lock()
-					defer t.mu.Unlock()
-					t.armed = false
-					t.startRepairLocked()
-				})
+				t.retryRepairLocked()
 			}
 			t.mu.Unlock()
 			return
 		}
 		t.mu.Unlock()
 	}
+}
+
+// retryRepairLocked starts a repair again after repairRetry.
+func (t *room) retryRepairLocked() {
+	t.armed = true
+	t.h.afterWork(repairRetry, func() {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		t.armed = false
+		t.startRepairLocked()
+	})
 }
 
 // presenceChangedLocked sends the room's presence to its live subscribers
