@@ -19,11 +19,11 @@ import (
 // second-factor codes, per account. Registrations are limited per address
 // because each costs a slow hash and a row an admin must review.
 const (
-	throttleWindow          = 15 * time.Minute
-	maxAccountFailures      = 5
-	maxClientAddrFailures   = 50
-	maxTOTPFailures         = 5
-	registerWindow = time.Hour
+	throttleWindow        = 15 * time.Minute
+	maxAccountFailures    = 5
+	maxClientAddrFailures = 50
+	maxTOTPFailures       = 5
+	registerWindow        = time.Hour
 	// DefaultRegistrationsPerHour is how many registrations one address may
 	// make an hour unless configured otherwise.
 	DefaultRegistrationsPerHour = 30
