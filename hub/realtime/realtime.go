@@ -704,6 +704,22 @@ func (h *Hub) Typing(from Subscriber, topicName string, who wire.Person) {
 	h.publish(topicName, env)
 }
 
+// lifetime decides when a topic may be forgotten. It is guarded by its
+// topic's lock.
+type lifetime struct {
+	idleSince time.Time // when the last subscriber left (or the topic was made)
+	joining   int       // subscriptions being started (Hub.Subscribe)
+}
+
+func newLifetime() lifetime { return lifetime{idleSince: time.Now()} }
+
+// inUseLocked reports whether a topic with subs subscribers is in use at
+// now: it has subscribers, one is joining, or it lost its last within
+// topicLinger.
+func (l *lifetime) inUseLocked(subs int, now time.Time) bool {
+	return subs > 0 || l.joining > 0 || now.Sub(l.idleSince) < topicLinger
+}
+
 // topic is one topic held on this node.
 type topic interface {
 	name() string

@@ -44,8 +44,7 @@ type room struct {
 	// A repair reads the store after delivered. Only one runs at a time;
 	// again asks it to read once more, armed that one is scheduled.
 	repairing, again, armed bool
-	idleSince               time.Time
-	joining                 int // subscriptions being started (Hub.Subscribe)
+	lifetime
 	// local counts this node's subscriptions per user; remote is what the
 	// other nodes announced.
 	local  map[string]*presenceCount
@@ -78,7 +77,7 @@ type roomSub struct {
 
 func newRoom(h *Hub, f EventFeed, name, key string) *room {
 	return &room{
-		h: h, feed: f, topic: name, key: key, delivered: -1, idleSince: time.Now(),
+		h: h, feed: f, topic: name, key: key, delivered: -1, lifetime: newLifetime(),
 		subs: map[Subscriber]*roomSub{}, pending: map[int64]pendingFrame{},
 		local: map[string]*presenceCount{}, remote: map[string]remotePresence{},
 	}
@@ -91,7 +90,7 @@ func (t *room) name() string { return t.topic }
 func (t *room) inUse(now time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.subs) > 0 || t.joining > 0 || now.Sub(t.idleSince) < topicLinger
+	return t.inUseLocked(len(t.subs), now)
 }
 
 func (t *room) hold(delta int) {

@@ -18,10 +18,9 @@ type snapshotTopic struct {
 	topic string
 	key   string
 
-	mu        sync.Mutex
-	subs      map[Subscriber]*snapshotSub // guarded by mu
-	idleSince time.Time                   // guarded by mu
-	joining   int                         // guarded by mu: subscriptions being started
+	mu       sync.Mutex
+	subs     map[Subscriber]*snapshotSub // guarded by mu
+	lifetime                             // guarded by mu
 }
 
 // snapshotSub is one subscriber's place: until its snapshot has gone out,
@@ -40,7 +39,7 @@ type snapshotSub struct {
 const maxHeld = 256
 
 func newSnapshotTopic(h *Hub, f SnapshotFeed, name, key string) *snapshotTopic {
-	return &snapshotTopic{h: h, feed: f, topic: name, key: key, subs: map[Subscriber]*snapshotSub{}, idleSince: time.Now()}
+	return &snapshotTopic{h: h, feed: f, topic: name, key: key, subs: map[Subscriber]*snapshotSub{}, lifetime: newLifetime()}
 }
 
 func (t *snapshotTopic) name() string { return t.topic }
@@ -121,7 +120,7 @@ func (t *snapshotTopic) remove(s Subscriber) {
 func (t *snapshotTopic) inUse(now time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.subs) > 0 || t.joining > 0 || now.Sub(t.idleSince) < topicLinger
+	return t.inUseLocked(len(t.subs), now)
 }
 
 func (t *snapshotTopic) hold(delta int) {
