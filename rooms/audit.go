@@ -80,7 +80,16 @@ type AuditFilter struct {
 	ActorID    string
 	Event      string
 	Outcome    string
-	Limit      int
+	Action     AuditAction
+	// Organisation, when set, keeps the entries of its people and
+	// displays (by actor) and of the referrals it receives or refers.
+	Organisation string
+	// From and To, when set, keep entries at or after From and before To.
+	From, To time.Time
+	// Before, when set, keeps entries with an ID below it: the cursor of
+	// the next page, newest first.
+	Before int64
+	Limit  int
 }
 
 // AuditChainFor returns the chain an entry about key (a referral id, or the

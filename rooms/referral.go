@@ -129,14 +129,23 @@ type Referral struct {
 	// type accepted for, the transfer booked, the arrival, the advice
 	// given). A later move to another status adds its own and never
 	// overwrites an earlier one.
-	Outcomes     map[Status]map[string]any `json:"outcomes,omitempty"`
-	SubmittedAt  *time.Time                `json:"submitted_at,omitempty"`
-	TriageDueAt  *time.Time                `json:"triage_due_at"`
-	CreatedAt    time.Time                 `json:"created_at"`
-	UpdatedAt    time.Time                 `json:"updated_at"`
-	HeadSeq      int64                     `json:"head_seq"`
-	Plan         Plan                      `json:"plan"`
-	Participants []Participant             `json:"participants"`
+	Outcomes    map[Status]map[string]any `json:"outcomes,omitempty"`
+	SubmittedAt *time.Time                `json:"submitted_at,omitempty"`
+	TriageDueAt *time.Time                `json:"triage_due_at"`
+	// StatusChangedAt is when the referral entered its status.
+	StatusChangedAt time.Time `json:"status_changed_at"`
+	// TriagedAt is when the triage clock stopped: the first decision
+	// (more information asked for, accepted, managed remotely, declined,
+	// cancelled) after the latest submission; nil while it runs.
+	TriagedAt *time.Time `json:"triaged_at,omitempty"`
+	// ReminderAt is when the scheduler next has a reminder to raise for
+	// the referral; nil when none is due.
+	ReminderAt   *time.Time    `json:"-"`
+	CreatedAt    time.Time     `json:"created_at"`
+	UpdatedAt    time.Time     `json:"updated_at"`
+	HeadSeq      int64         `json:"head_seq"`
+	Plan         Plan          `json:"plan"`
+	Participants []Participant `json:"participants"`
 }
 
 // IsParticipant reports whether the user takes part in the referral.
@@ -158,6 +167,12 @@ type ReferralFilter struct {
 	Status                []Status
 	PathwayID             string
 	Priority              Priority
+	// ReceivingOrganisation, when set, keeps only the referrals that
+	// organisation receives (unlike VisibleToOrganisation, it is not
+	// widened by VisibleToUser).
+	ReceivingOrganisation string
+	// UpdatedSince, when set, keeps only referrals updated at or after it.
+	UpdatedSince time.Time
 	// Limit caps the result; zero means the store's default of 500.
 	Limit int
 }

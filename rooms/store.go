@@ -45,6 +45,8 @@ type Reader interface {
 
 	// Command returns the record of a command by its actor and ref.
 	Command(ctx context.Context, actorID, ref string) (CommandRecord, error)
+
+	WorkflowReader
 }
 
 // UserFilter selects users.
@@ -89,8 +91,8 @@ type Tx interface {
 	// so the commands on one referral are serialised.
 	LockReferral(ctx context.Context, id string) (Referral, error)
 	// UpdateReferral stores the referral's mutable state: status, priority,
-	// form, contact, assignee, outcomes, submitted and due times, updated time
-	// and head seq.
+	// form, contact, assignee, outcomes, submitted, due, status-changed,
+	// triaged and reminder times, updated time and head seq.
 	UpdateReferral(ctx context.Context, r Referral) error
 	// AppendEvent stores an event; ErrDuplicate when its seq is taken.
 	AppendEvent(ctx context.Context, e Event) error
@@ -111,6 +113,8 @@ type Tx interface {
 	// report ErrDuplicate there.
 	RecordCommand(ctx context.Context, c CommandRecord) error
 
+	WorkflowTx
+
 	// AppendAudit links e after the head of chain e.Chain, as
 	// AuditEntry.Link does, stores it and moves the head to it. The chain
 	// is held until the transaction ends, so its entries are linked one at
@@ -127,6 +131,7 @@ type Store interface {
 	SessionStore
 	CredentialStore
 	AttemptStore
+	SchedulerLock
 
 	// InTx runs fn in one transaction, committing when fn returns nil and
 	// rolling back otherwise. fn's error is returned as it is. Calls must not
