@@ -46,6 +46,7 @@ func (s *Service) CreateReferral(ctx context.Context, c Caller, n NewReferral) (
 			ReceivingOrganisation: pw.ReceivingOrganisation,
 			CreatedAt:             now,
 			UpdatedAt:             now,
+			StatusChangedAt:       now,
 			Participants:          []Participant{{UserID: c.User.ID, Name: c.User.Name, AddedBy: c.User.ID, AddedAt: now}},
 		}
 		if err := tx.CreateReferral(ctx, r); err != nil {
@@ -121,10 +122,10 @@ func (s *Service) validateNewReferral(ctx context.Context, c Caller, n *NewRefer
 // submit moves r to submitted and starts its triage clock.
 func (s *Service) submit(r *Referral, pw Pathway, by User, from Status) Event {
 	now := s.clock.Now().Truncate(time.Microsecond)
-	due := TriageDeadline(pw.Triage, r.Priority, now)
-	r.Status = StatusSubmitted
+	due := s.holidays.TriageDeadline(pw.Triage, r.Priority, now)
 	r.SubmittedAt = &now
 	r.TriageDueAt = &due
+	r.enterStatus(StatusSubmitted, now)
 	return s.nextEvent(r, by, EventTransition, TransitionBody{From: from, To: StatusSubmitted, TriageDueAt: &due})
 }
 
@@ -244,7 +245,7 @@ func (s *Service) Transition(ctx context.Context, c Caller, t Transition) (Event
 			e := s.submit(r, pw, c.User, from)
 			return []Event{e}, detail, appendEvents(ctx, tx, r, e)
 		}
-		r.Status = t.To
+		r.enterStatus(t.To, s.clock.Now().Truncate(time.Microsecond))
 		r.mergeOutcome(t.To, outcome)
 		if t.To == StatusInTriage && r.AssigneeID == "" {
 			r.AssigneeID = c.User.ID // claiming it

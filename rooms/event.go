@@ -17,6 +17,9 @@ const (
 	EventTransition       EventKind = "transition"
 	EventAssigned         EventKind = "assigned"
 	EventParticipantAdded EventKind = "participant_added"
+	// EventReminder is raised by the triage clocks' scheduler (body
+	// ReminderBody).
+	EventReminder EventKind = "reminder"
 )
 
 // Event is one stored event of a referral's room. Seq numbers a referral's

@@ -20,6 +20,9 @@ type Publisher interface {
 type Caller struct {
 	User       User
 	ClientAddr string
+	// DisplayID is set when the caller is a wallboard display
+	// (DisplayCaller): read-only, refused every command.
+	DisplayID string
 }
 
 // System is the caller for actions taken by the platform itself (command-line
@@ -30,10 +33,13 @@ var System = Caller{User: User{ID: "system", Name: "Patient Pass", Status: UserA
 // runs one transaction that appends the event, updates the referral and
 // appends the audit entry; then it tells the publisher.
 type Service struct {
-	store Store
-	clock Clock
-	pub   Publisher
-	node  string
+	store    Store
+	clock    Clock
+	pub      Publisher
+	watch    Watcher
+	holidays *Calendar
+	node     string
+	ids      *notificationIDs
 }
 
 // Config configures a Service. Clock defaults to the system clock and
@@ -42,6 +48,12 @@ type Config struct {
 	Store     Store
 	Clock     Clock
 	Publisher Publisher
+	// Watcher is told what the workflow's live views must show; none when
+	// nil.
+	Watcher Watcher
+	// Holidays is the bank holiday calendar of triage deadlines; the
+	// embedded snapshot when nil.
+	Holidays *Calendar
 	// Node names this process in audit entries.
 	Node string
 }
@@ -51,7 +63,8 @@ func NewService(cfg Config) *Service {
 	if cfg.Clock == nil {
 		cfg.Clock = SystemClock{}
 	}
-	return &Service{store: cfg.Store, clock: cfg.Clock, pub: cfg.Publisher, node: cfg.Node}
+	return &Service{store: cfg.Store, clock: cfg.Clock, pub: cfg.Publisher, watch: cfg.Watcher, holidays: cfg.Holidays,
+		node: cfg.Node, ids: newNotificationIDs()}
 }
 
 // Clock returns the service's clock.
@@ -89,6 +102,9 @@ type command struct {
 	// run executes inside the transaction with the referral locked (nil for
 	// a new referral) and returns the events appended and the audit detail.
 	run func(ctx context.Context, tx Tx, r *Referral) (events []Event, detail string, err error)
+	// system marks the platform's own commands (the scheduler's
+	// reminders), which act on referrals nobody has shown it.
+	system bool
 }
 
 // execute runs c exactly once per (caller, ref). It returns the events the
@@ -112,6 +128,8 @@ func (s *Service) execute(ctx context.Context, c command) ([]Event, commandResul
 		events  []Event
 		result  commandResult
 		current *Referral // for the audit entry of a refusal
+		before  Status    // the referral's status before the command
+		notes   []Notification
 	)
 	err := s.store.InTx(ctx, func(tx Tx) error {
 		var r *Referral
@@ -124,9 +142,10 @@ func (s *Service) execute(ctx context.Context, c command) ([]Event, commandResul
 				return fmt.Errorf("lock referral %s: %w", c.referralID, err)
 			}
 			current = &locked
-			if !CanView(c.caller.User, locked) {
+			if !c.system && !CanView(c.caller.User, locked) {
 				return NotFound("referral")
 			}
+			before = locked.Status
 			r = &locked
 		}
 		evs, detail, err := c.run(ctx, tx, r)
@@ -142,6 +161,9 @@ func (s *Service) execute(ctx context.Context, c command) ([]Event, commandResul
 				return fmt.Errorf("read new referral %s: %w", last.ReferralID, err)
 			}
 			current = &created
+		}
+		if notes, err = s.notify(ctx, tx, *current, evs); err != nil {
+			return err
 		}
 		result = commandResult{ReferralID: last.ReferralID, Seq: last.Seq}
 		err = tx.RecordCommand(ctx, CommandRecord{ActorID: c.caller.User.ID, Ref: c.ref, Kind: c.kind,
@@ -167,6 +189,7 @@ func (s *Service) execute(ctx context.Context, c command) ([]Event, commandResul
 			s.pub.Publish(ctx, e)
 		}
 	}
+	s.afterCommit(ctx, before, *current, events, notes)
 	return events, result, nil
 }
 
@@ -293,6 +316,9 @@ func (s *Service) AuditCaller(ctx context.Context, c Caller, action AuditAction,
 }
 
 func checkCaller(c Caller) error {
+	if c.DisplayID != "" {
+		return Forbidden("a wallboard display is read-only")
+	}
 	if c.User.ID == "" {
 		return &Error{Code: CodeUnauthenticated, Message: "please log in"}
 	}
