@@ -104,36 +104,43 @@ func canSeeBoard(u User, pw Pathway) bool {
 // AuthorizeBoard decides whether the caller may watch a pathway's board,
 // and audits the decision; event names the interaction ("board.view",
 // "board.subscribe"). A pathway the caller may not see is not found.
-func (s *Service) AuthorizeBoard(ctx context.Context, c Caller, pathwayID, event string) (Pathway, error) {
+func (s *Service) AuthorizeBoard(ctx context.Context, c Caller, pathwayID, event string) error {
 	if err := checkCaller(c); err != nil {
 		_ = s.AuditCaller(ctx, c, ActionRead, event, nil, OutcomeDenied, string(CodeOf(err)))
-		return Pathway{}, err
+		return err
 	}
 	if pathwayID == "" {
-		return Pathway{}, Invalid("pathway", "pathway is required, such as mscc")
+		return Invalid("pathway", "pathway is required, such as mscc")
 	}
 	if err := ruleKey.check("pathway", pathwayID); err != nil {
 		_ = s.AuditCaller(ctx, c, ActionRead, event, nil, OutcomeInvalid, "pathway")
-		return Pathway{}, err
+		return err
 	}
 	pw, err := s.store.Pathway(ctx, pathwayID)
 	if err != nil && CodeOf(err) != CodeNotFound {
-		return Pathway{}, fmt.Errorf("read pathway %s: %w", pathwayID, err)
+		return fmt.Errorf("read pathway %s: %w", pathwayID, err)
 	}
 	if err != nil || !canSeeBoard(c.User, pw) {
 		_ = s.AuditCaller(ctx, c, ActionRead, event, nil, OutcomeDenied, "not_found pathway="+auditSafe(pathwayID))
-		return Pathway{}, NotFound("pathway board")
+		return NotFound("pathway board")
 	}
-	if err := s.AuditCaller(ctx, c, ActionRead, event, nil, OutcomeSuccess, "pathway="+pw.ID); err != nil {
-		return Pathway{}, err
-	}
-	return pw, nil
+	return s.AuditCaller(ctx, c, ActionRead, event, nil, OutcomeSuccess, "pathway="+pw.ID)
 }
 
 // Board returns a pathway's triage queue for the caller, earliest deadline
-// first, each item with the caller's unread count. The caller has been
-// authorised (AuthorizeBoard).
-func (s *Service) Board(ctx context.Context, c Caller, pw Pathway) (Board, error) {
+// first, each item with the caller's unread count. It checks the caller may
+// see it; AuthorizeBoard audits the view or subscription.
+func (s *Service) Board(ctx context.Context, c Caller, pathwayID string) (Board, error) {
+	if err := checkCaller(c); err != nil {
+		return Board{}, err
+	}
+	pw, err := s.store.Pathway(ctx, pathwayID)
+	if err != nil && CodeOf(err) != CodeNotFound {
+		return Board{}, fmt.Errorf("read pathway %s: %w", pathwayID, err)
+	}
+	if err != nil || !canSeeBoard(c.User, pw) {
+		return Board{}, NotFound("pathway board")
+	}
 	rs, err := s.store.Referrals(ctx, ReferralFilter{ReceivingOrganisation: pw.ReceivingOrganisation, PathwayID: pw.ID,
 		Status: openStatuses, Limit: MaxBoardItems + 1})
 	if err != nil {

@@ -30,6 +30,13 @@ func DisplayCaller(d Display, clientAddr string) Caller {
 		User: User{ID: DisplayPrefix + d.ID, Name: d.Name, Organisation: d.Organisation, Status: UserActive}}
 }
 
+// CheckViewer refuses a caller who is neither an active user nor a
+// display.
+func CheckViewer(c Caller) error { return checkViewer(c) }
+
+// CheckUser refuses a caller who is not an active user (a display is not).
+func CheckUser(c Caller) error { return checkCaller(c) }
+
 // checkViewer lets in active users and displays: for what a display may
 // read (the wallboard and the system notice).
 func checkViewer(c Caller) error {

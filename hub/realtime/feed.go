@@ -48,6 +48,15 @@ type SnapshotFeed interface {
 	Snapshot(ctx context.Context, c rooms.Caller, key string) (any, error)
 }
 
+// A ScopedFeed is a feed without keys whose one topic name stands for a
+// different topic for each caller: "user" is the caller's own feed,
+// "wallboard" their organisation's. Scope returns the caller's key; the hub
+// keeps the topic as "kind:scope" and names it "kind" in frames.
+type ScopedFeed interface {
+	Feed
+	Scope(c rooms.Caller) string
+}
+
 // ReferralFeed is the "referral:ID" feed: a referral's room. The service
 // authorises and audits each subscription, and the store replays its
 // events.

@@ -251,7 +251,13 @@ func (h *Hub) Publish(ctx context.Context, e rooms.Event) {
 // every node: an update frame {"type":"update","topic":…,"data":…}.
 func (h *Hub) Update(topicName string, data any) error {
 	raw := appendJSON(nil, data)
-	frame := EncodeFrame(wire.ServerFrame{Type: wire.TypeUpdate, Topic: topicName, Data: raw})
+	public := topicName
+	if kind, _, ok := strings.Cut(topicName, ":"); ok {
+		if _, scoped := h.feeds[kind].(ScopedFeed); scoped {
+			public = kind
+		}
+	}
+	frame := EncodeFrame(wire.ServerFrame{Type: wire.TypeUpdate, Topic: public, Data: raw})
 	if len(frame) > wire.MaxFrame {
 		return fmt.Errorf("update of %s is %d bytes, more than a frame holds", topicName, len(frame))
 	}
@@ -644,8 +650,8 @@ type Subscription struct {
 	s Subscriber
 }
 
-// Topic is the subscription's topic name.
-func (x *Subscription) Topic() string { return x.t.name() }
+// Topic is the subscription's topic name, as the subscriber named it.
+func (x *Subscription) Topic() string { return x.t.publicName() }
 
 // End ends the subscription.
 func (x *Subscription) End() { x.t.remove(x.s) }
@@ -663,6 +669,11 @@ func (h *Hub) Subscribe(ctx context.Context, s Subscriber, name string, after in
 	if err := f.Authorize(ctx, s.Caller(), key, after); err != nil {
 		return nil, err
 	}
+	public := name
+	if sf, ok := f.(ScopedFeed); ok {
+		key = sf.Scope(s.Caller())
+		name = f.Kind() + ":" + key
+	}
 	h.mu.Lock()
 	t, ok := h.topics[name]
 	if !ok {
@@ -670,7 +681,7 @@ func (h *Hub) Subscribe(ctx context.Context, s Subscriber, name string, after in
 		case EventFeed:
 			t = newRoom(h, f, name, key)
 		case SnapshotFeed:
-			t = newSnapshotTopic(h, f, name, key)
+			t = newSnapshotTopic(h, f, name, public, key)
 		default:
 			h.mu.Unlock()
 			return nil, fmt.Errorf("feed %s sends nothing on subscribe", f.Kind())
@@ -689,6 +700,17 @@ func (h *Hub) Subscribe(ctx context.Context, s Subscriber, name string, after in
 		return nil, err
 	}
 	return &Subscription{t: t, s: s}, nil
+}
+
+// Refresh sends every local subscriber of the snapshot feed of kind a fresh
+// snapshot: for views that change with the time alone (countdowns, the
+// day's counts) and to mend an update a subscriber missed.
+func (h *Hub) Refresh(kind string) {
+	for _, t := range h.topicList() {
+		if st, ok := t.(*snapshotTopic); ok && st.feed.Kind() == kind {
+			st.rejoin()
+		}
+	}
 }
 
 // Typing shows, in the room of topicName, that who (the user with id
@@ -723,6 +745,8 @@ func (l *lifetime) inUseLocked(subs int, now time.Time) bool {
 // topic is one topic held on this node.
 type topic interface {
 	name() string
+	// publicName is the name subscribers know the topic by.
+	publicName() string
 	// join adds s and sends what a new subscriber gets.
 	join(ctx context.Context, s Subscriber, after int64) error
 	remove(s Subscriber)

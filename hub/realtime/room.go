@@ -83,7 +83,8 @@ func newRoom(h *Hub, f EventFeed, name, key string) *room {
 	}
 }
 
-func (t *room) name() string { return t.topic }
+func (t *room) name() string       { return t.topic }
+func (t *room) publicName() string { return t.topic }
 
 // inUse reports whether the room has subscribers or lost its last one
 // within topicLinger.

@@ -16,7 +16,10 @@ type snapshotTopic struct {
 	h     *Hub
 	feed  SnapshotFeed
 	topic string
-	key   string
+	// public is the name the topic's frames carry: the topic's own, or
+	// the kind of a scoped feed ("user" for "user:ID").
+	public string
+	key    string
 
 	mu       sync.Mutex
 	subs     map[Subscriber]*snapshotSub // guarded by mu
@@ -38,11 +41,12 @@ type snapshotSub struct {
 // read; past it the subscriber is too slow and reconnects.
 const maxHeld = 256
 
-func newSnapshotTopic(h *Hub, f SnapshotFeed, name, key string) *snapshotTopic {
-	return &snapshotTopic{h: h, feed: f, topic: name, key: key, subs: map[Subscriber]*snapshotSub{}, lifetime: newLifetime()}
+func newSnapshotTopic(h *Hub, f SnapshotFeed, name, public, key string) *snapshotTopic {
+	return &snapshotTopic{h: h, feed: f, topic: name, public: public, key: key, subs: map[Subscriber]*snapshotSub{}, lifetime: newLifetime()}
 }
 
-func (t *snapshotTopic) name() string { return t.topic }
+func (t *snapshotTopic) name() string       { return t.topic }
+func (t *snapshotTopic) publicName() string { return t.public }
 
 func (t *snapshotTopic) join(ctx context.Context, s Subscriber, _ int64) error {
 	t.mu.Lock()
@@ -71,7 +75,7 @@ func (t *snapshotTopic) sendSnapshot(ctx context.Context, s Subscriber) error {
 	if err != nil {
 		return err
 	}
-	frame := EncodeFrame(wire.ServerFrame{Type: wire.TypeSnapshot, Topic: t.topic, Data: appendJSON(nil, data)})
+	frame := EncodeFrame(wire.ServerFrame{Type: wire.TypeSnapshot, Topic: t.public, Data: appendJSON(nil, data)})
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if cur, ok := t.subs[s]; !ok || cur != ss || ss.gen != gen {
