@@ -121,8 +121,9 @@ func newEnvWith(t testing.TB, store rooms.Store, adjust func(*envConfig)) *env {
 		t.Fatal(err)
 	}
 	e.rt = rt
-	e.svc = rooms.NewService(rooms.Config{Store: store, Clock: e.clock, Node: "test", Publisher: rt})
-	rt.AddFeed(realtime.ReferralFeed{Service: e.svc})
+	e.svc = rooms.NewService(rooms.Config{Store: store, Clock: e.clock, Node: "test", Publisher: rt,
+		Watcher: realtime.Updates{Hub: rt, Log: cfg.Logger}})
+	rt.AddFeeds(e.svc)
 	cfg.Service, cfg.Realtime = e.svc, rt
 	for _, o := range []rooms.Organisation{{ODS: "RET", Name: "The Walton Centre"}, {ODS: "RJR", Name: "Countess of Chester"}, {ODS: "RBL", Name: "Wirral"}} {
 		if err := e.svc.PutOrganisation(ctx, rooms.System, o); err != nil {

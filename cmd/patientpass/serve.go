@@ -61,8 +61,9 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("start the real-time hub: %w", err)
 	}
-	svc := rooms.NewService(rooms.Config{Store: store, Node: cfg.Node, Publisher: rt})
-	rt.AddFeed(realtime.ReferralFeed{Service: svc})
+	svc := rooms.NewService(rooms.Config{Store: store, Node: cfg.Node, Publisher: rt,
+		Watcher: realtime.Updates{Hub: rt, Log: log}})
+	rt.AddFeeds(svc)
 	// Whatever happens from here, the hub's goroutines end before the
 	// store closes (deferred above, so it runs after this).
 	defer func() {
@@ -111,6 +112,8 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	defer stopSweep()
 	background.Go(func() { expireSessions(sweepCtx, store, log) })
+	background.Go(func() { runScheduler(sweepCtx, svc, log) })
+	background.Go(func() { rt.RefreshViews(sweepCtx, viewRefresh) })
 	if cfg.DebugAddr != "" {
 		if err := serveAside(ctx, "profiler", cfg.DebugAddr, debugHandler(), log); err != nil {
 			return err
@@ -165,6 +168,23 @@ func debugHandler() http.Handler {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
+}
+
+// viewRefresh is how often boards and wallboards are sent afresh.
+const viewRefresh = time.Minute
+
+// runScheduler runs the triage clocks' scheduler until ctx ends: on one
+// node at a time, taken over by another within seconds of its death.
+func runScheduler(ctx context.Context, svc *rooms.Service, log zerolog.Logger) {
+	rooms.NewScheduler(svc, 0,
+		func(err error) { log.Warn().Err(err).Msg("triage clocks") },
+		func(leading bool) {
+			if leading {
+				log.Info().Msg("this node runs the triage clocks")
+			} else {
+				log.Info().Msg("this node no longer runs the triage clocks")
+			}
+		}).Run(ctx)
 }
 
 // redisPrefix starts every Redis channel Patient Pass uses.

@@ -52,6 +52,19 @@ func (a *API) Routes(mux *http.ServeMux, auth Authenticator) {
 	mux.Handle("POST /api/referrals/{id}/assignee", auth.Required(a.assign))
 	mux.Handle("PUT /api/referrals/{id}/read", auth.Required(a.markRead))
 
+	mux.Handle("GET /api/notifications", auth.Required(a.notifications))
+	mux.Handle("POST /api/notifications/read", auth.Required(a.readNotifications))
+	mux.Handle("GET /api/board", auth.Required(a.board))
+	mux.Handle("GET /api/wallboard", auth.Required(a.wallboard))
+	mux.Handle("PUT /api/wallboard/opel", auth.Required(a.setOPEL))
+	mux.Handle("GET /api/system-status", auth.Required(a.systemStatus))
+	mux.Handle("POST /api/admin/system-status", auth.Required(a.postNotice))
+	mux.Handle("DELETE /api/admin/system-status", auth.Required(a.clearNotice))
+	mux.Handle("GET /api/admin/displays", auth.Required(a.listDisplays))
+	mux.Handle("POST /api/admin/displays", auth.Required(a.createDisplay))
+	mux.Handle("DELETE /api/admin/displays/{id}", auth.Required(a.revokeDisplay))
+	mux.Handle("GET /api/admin/audit", auth.Required(a.auditTrail))
+
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, &rooms.Error{Code: rooms.CodeNotFound, Message: "no such API endpoint"})
 	})

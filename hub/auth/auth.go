@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -29,6 +30,7 @@ type Store interface {
 	rooms.AttemptStore
 	User(ctx context.Context, id string) (rooms.User, error)
 	UserByEmail(ctx context.Context, email string) (rooms.User, error)
+	DisplayByTokenHash(ctx context.Context, tokenHash string) (rooms.Display, error)
 }
 
 // SessionEnder closes the sockets of ended sessions on every node: of one
@@ -124,6 +126,10 @@ func (a *Auth) Required(h HandlerFunc) http.Handler {
 		}
 		rec, ok := sess.Values[valueRecord].(rooms.Session)
 		if !ok {
+			if d, _, ok := a.display(r); ok {
+				a.serveDisplay(w, r, d, h)
+				return
+			}
 			if _, err := r.Cookie(a.sessions.name); err == nil {
 				a.sessions.clearCookie(w)
 			}
@@ -165,6 +171,11 @@ func (a *Auth) Required(h HandlerFunc) http.Handler {
 // Current returns the session Required resolved for r.
 func (a *Auth) Current(r *http.Request) (rooms.Session, bool) {
 	_, rec, ok := a.sessions.current(r)
+	if !ok {
+		if d, token, ok := a.display(r); ok {
+			return displaySession(d, token, a.clock.Now()), true
+		}
+	}
 	return rec, ok
 }
 
@@ -173,6 +184,9 @@ func (a *Auth) Current(r *http.Request) (rooms.Session, bool) {
 func (a *Auth) Identify(r *http.Request) (rooms.Caller, bool) {
 	_, rec, ok := a.sessions.current(r)
 	if !ok {
+		if d, _, ok := a.display(r); ok {
+			return rooms.DisplayCaller(d, httpjson.ClientAddr(r)), true
+		}
 		return rooms.Caller{}, false
 	}
 	u, err := a.store.User(r.Context(), rec.UserID)
@@ -185,14 +199,24 @@ func (a *Auth) Identify(r *http.Request) (rooms.Caller, bool) {
 // Lookup reads a session by its token hash; rooms.ErrNotFound when it has
 // ended.
 func (a *Auth) Lookup(ctx context.Context, tokenHash string) (rooms.Session, error) {
+	if strings.HasPrefix(tokenHash, displayTokenPrefix) {
+		return a.lookupDisplay(ctx, tokenHash)
+	}
 	return a.store.SessionByTokenHash(ctx, tokenHash)
 }
 
-// Expired reports whether rec has passed its idle or absolute timeout at now.
-func (a *Auth) Expired(rec rooms.Session, now time.Time) bool { return a.sessions.expired(rec, now) }
+// Expired reports whether rec has passed its idle or absolute timeout at
+// now. A display's never does.
+func (a *Auth) Expired(rec rooms.Session, now time.Time) bool {
+	return !isDisplaySession(rec) && a.sessions.expired(rec, now)
+}
 
-// Deadline is when rec times out without further activity.
+// Deadline is when rec times out without further activity; a display's
+// socket reads its display again after displayRecheck.
 func (a *Auth) Deadline(rec rooms.Session) time.Time {
+	if isDisplaySession(rec) {
+		return a.clock.Now().Add(displayRecheck)
+	}
 	deadline := rec.LastSeenAt.Add(IdleTimeout)
 	if abs := rec.CreatedAt.Add(AbsoluteTimeout); abs.Before(deadline) {
 		deadline = abs
@@ -203,11 +227,15 @@ func (a *Auth) Deadline(rec rooms.Session) time.Time {
 // Touch records activity on rec at now, at most once per touchInterval. It
 // reports false when the session has been ended meanwhile.
 func (a *Auth) Touch(ctx context.Context, rec rooms.Session, now time.Time) (bool, error) {
+	if isDisplaySession(rec) {
+		return true, nil
+	}
 	return a.sessions.touch(ctx, rec, now)
 }
 
 // Routes registers the account and session routes on mux.
 func (a *Auth) Routes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /display", a.startDisplay)
 	mux.HandleFunc("POST /api/register", a.register)
 	mux.HandleFunc("POST /api/session", a.login)
 	mux.Handle("DELETE /api/session", a.Required(a.logout))

@@ -2,6 +2,7 @@ package realtime
 
 import (
 	"context"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -146,3 +147,31 @@ func (u Updates) Notified(userID string, n rooms.UserUpdate) { u.update("user:"+
 
 // NoticeChanged updates "system".
 func (u Updates) NoticeChanged(n *rooms.SystemNotice) { u.update("system", NoticeData{Notice: n}) }
+
+// AddFeeds adds every feed of SPEC §6 and §9 over svc: the referral rooms,
+// the boards, the wallboards, the users' feeds and the system notices.
+func (h *Hub) AddFeeds(svc *rooms.Service) {
+	h.AddFeed(ReferralFeed{Service: svc})
+	h.AddFeed(BoardFeed{Service: svc})
+	h.AddFeed(WallboardFeed{Service: svc})
+	h.AddFeed(UserFeed{Service: svc})
+	h.AddFeed(SystemFeed{Service: svc})
+}
+
+// RefreshViews sends the subscribers of boards and wallboards on this node
+// a fresh snapshot every interval until ctx ends: their countdowns, flags
+// and the day's counts change with the time alone, and a fresh snapshot
+// also mends an update lost between nodes.
+func (h *Hub) RefreshViews(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			h.Refresh(BoardFeed{}.Kind())
+			h.Refresh(WallboardFeed{}.Kind())
+		}
+	}
+}
