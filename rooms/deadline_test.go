@@ -53,12 +53,16 @@ func TestTriageDeadlineRoutine(t *testing.T) {
 		{"on the spring bank holiday itself is due Tuesday 12:00",
 			london(t, 2026, time.May, 25, 10, 0), utc(2026, time.May, 26, 11, 0)},
 
+		{"Friday before the summer bank holiday 2026 is due Tuesday 1 September",
+			london(t, 2026, time.August, 28, 16, 0), utc(2026, time.September, 1, 11, 0)},
 		{"Maundy Thursday 2026 skips Good Friday and Easter Monday",
 			london(t, 2026, time.April, 2, 15, 0), utc(2026, time.April, 7, 11, 0)},
 		{"Good Friday 2026 is due the Tuesday after Easter Monday",
 			london(t, 2026, time.April, 3, 9, 0), utc(2026, time.April, 7, 11, 0)},
 		{"Maundy Thursday 2027 in winter time is due Tuesday in summer time",
 			london(t, 2027, time.March, 25, 15, 0), utc(2027, time.March, 30, 11, 0)},
+		{"Maundy Thursday 2028 skips Good Friday and Easter Monday",
+			london(t, 2028, time.April, 13, 16, 0), utc(2028, time.April, 18, 11, 0)},
 
 		{"Christmas Eve 2026 skips Christmas Friday and the Boxing Day substitute Monday 28th",
 			london(t, 2026, time.December, 24, 10, 0), utc(2026, time.December, 29, 12, 0)},
@@ -69,6 +73,10 @@ func TestTriageDeadlineRoutine(t *testing.T) {
 		{"New Year's Eve 2027 skips the New Year substitute Monday 3 January 2028",
 			london(t, 2027, time.December, 31, 10, 0), utc(2028, time.January, 4, 12, 0)},
 
+		{"Friday before 4 May 2020 is due that Monday, whose holiday moved to VE Day",
+			london(t, 2020, time.May, 1, 16, 0), utc(2020, time.May, 4, 11, 0)},
+		{"the day before VE Day 2020 is due the Monday after",
+			london(t, 2020, time.May, 7, 16, 0), utc(2020, time.May, 11, 11, 0)},
 		{"Friday before 30 May 2022 is due that Monday, whose holiday moved to 2 June",
 			london(t, 2022, time.May, 27, 16, 0), utc(2022, time.May, 30, 11, 0)},
 		{"1 June 2022 skips the Spring and Platinum Jubilee holidays",
@@ -77,6 +85,10 @@ func TestTriageDeadlineRoutine(t *testing.T) {
 			london(t, 2022, time.September, 16, 10, 0), utc(2022, time.September, 20, 11, 0)},
 		{"Friday before the Coronation holiday of 8 May 2023 is due Tuesday",
 			london(t, 2023, time.May, 5, 10, 0), utc(2023, time.May, 9, 11, 0)},
+		{"Christmas Eve 2021 skips the substitutes Monday 27th and Tuesday 28th",
+			london(t, 2021, time.December, 24, 10, 0), utc(2021, time.December, 29, 12, 0)},
+		{"New Year's Eve 2021 skips the New Year substitute Monday 3 January 2022",
+			london(t, 2021, time.December, 31, 10, 0), utc(2022, time.January, 4, 12, 0)},
 
 		{"Friday before clocks go forward is due Monday 12:00 BST (11:00Z)",
 			london(t, 2026, time.March, 27, 16, 0), utc(2026, time.March, 30, 11, 0)},
@@ -94,6 +106,13 @@ func TestTriageDeadlineRoutine(t *testing.T) {
 				t.Errorf("TriageDeadline(routine, %s) = %s (%s London), want %s (%s London)",
 					tt.submitted.Format(time.RFC3339), got.UTC().Format(time.RFC3339), got.In(rooms.London).Format(time.RFC3339),
 					tt.want.Format(time.RFC3339), tt.want.In(rooms.London).Format(time.RFC3339))
+			}
+			if byDefault := rooms.DefaultCalendar().TriageDeadline(policy, rooms.PriorityRoutine, tt.submitted); !byDefault.Equal(got) {
+				t.Errorf("DefaultCalendar().TriageDeadline = %s, but TriageDeadline = %s", byDefault.Format(time.RFC3339), got.Format(time.RFC3339))
+			}
+			var none *rooms.Calendar
+			if byNil := none.TriageDeadline(policy, rooms.PriorityRoutine, tt.submitted); !byNil.Equal(got) {
+				t.Errorf("a nil Calendar's TriageDeadline = %s, want the default's %s", byNil.Format(time.RFC3339), got.Format(time.RFC3339))
 			}
 		})
 	}
@@ -145,8 +164,11 @@ func TestTriageDeadlineWindows(t *testing.T) {
 }
 
 // officialBankHolidays are the England and Wales bank holidays as published
-// on GOV.UK, including substitute days and one-off holidays.
+// on GOV.UK, including substitute days and one-off holidays, typed in by hand
+// so the embedded snapshot is checked against a second copy.
 var officialBankHolidays = map[int][]string{
+	2018: {"01-01", "03-30", "04-02", "05-07", "05-28", "08-27", "12-25", "12-26"},
+	2019: {"01-01", "04-19", "04-22", "05-06", "05-27", "08-26", "12-25", "12-26"},
 	2020: {"01-01", "04-10", "04-13", "05-08", "05-25", "08-31", "12-25", "12-28"},
 	2021: {"01-01", "04-02", "04-05", "05-03", "05-31", "08-30", "12-27", "12-28"},
 	2022: {"01-03", "04-15", "04-18", "05-02", "06-02", "06-03", "08-29", "09-19", "12-26", "12-27"},
@@ -155,11 +177,13 @@ var officialBankHolidays = map[int][]string{
 	2025: {"01-01", "04-18", "04-21", "05-05", "05-26", "08-25", "12-25", "12-26"},
 	2026: {"01-01", "04-03", "04-06", "05-04", "05-25", "08-31", "12-25", "12-28"},
 	2027: {"01-01", "03-26", "03-29", "05-03", "05-31", "08-30", "12-27", "12-28"},
+	2028: {"01-03", "04-14", "04-17", "05-01", "05-29", "08-28", "12-25", "12-26"},
 }
 
-// TestIsBankHolidayMatchesOfficialLists checks every day of each year, so a
+// TestDefaultCalendarMatchesOfficialLists checks every day of each year, so a
 // missing holiday and an extra one both fail.
-func TestIsBankHolidayMatchesOfficialLists(t *testing.T) {
+func TestDefaultCalendarMatchesOfficialLists(t *testing.T) {
+	cal := rooms.DefaultCalendar()
 	for year, days := range officialBankHolidays {
 		t.Run(fmt.Sprint(year), func(t *testing.T) {
 			want := make(map[string]bool, len(days))
@@ -169,7 +193,7 @@ func TestIsBankHolidayMatchesOfficialLists(t *testing.T) {
 			found := 0
 			for d := time.Date(year, time.January, 1, 0, 0, 0, 0, time.UTC); d.Year() == year; d = d.AddDate(0, 0, 1) {
 				key := d.Format("01-02")
-				got := rooms.IsBankHoliday(year, d.Month(), d.Day())
+				got := cal.IsBankHoliday(d)
 				if got != want[key] {
 					t.Errorf("IsBankHoliday(%s) = %v, want %v", d.Format(time.DateOnly), got, want[key])
 				}
@@ -184,7 +208,7 @@ func TestIsBankHolidayMatchesOfficialLists(t *testing.T) {
 	}
 }
 
-func TestIsBankHoliday(t *testing.T) {
+func TestCalendarIsBankHoliday(t *testing.T) {
 	tests := []struct {
 		name  string
 		year  int
@@ -204,17 +228,24 @@ func TestIsBankHoliday(t *testing.T) {
 		{"Good Friday 2028", 2028, time.April, 14, true},
 		{"Easter Monday 2028", 2028, time.April, 17, true},
 		{"Easter Sunday is not a bank holiday", 2026, time.April, 5, false},
+		{"the Platinum Jubilee holiday of 3 June 2022", 2022, time.June, 3, true},
+		{"the State Funeral of 19 September 2022", 2022, time.September, 19, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := rooms.IsBankHoliday(tt.year, tt.month, tt.day); got != tt.want {
-				t.Errorf("IsBankHoliday(%d-%02d-%02d) = %v, want %v", tt.year, tt.month, tt.day, got, tt.want)
+			// Midday London on the day; the same day in UTC must agree.
+			at := london(t, tt.year, tt.month, tt.day, 12, 0)
+			if got := rooms.DefaultCalendar().IsBankHoliday(at); got != tt.want {
+				t.Errorf("IsBankHoliday(%s) = %v, want %v", at.Format(time.DateOnly), got, tt.want)
+			}
+			if got := rooms.DefaultCalendar().IsBankHoliday(at.UTC()); got != tt.want {
+				t.Errorf("IsBankHoliday(%s UTC) = %v, want %v", at.UTC().Format(time.DateOnly), got, tt.want)
 			}
 		})
 	}
 }
 
-func TestIsWorkingDay(t *testing.T) {
+func TestCalendarIsWorkingDay(t *testing.T) {
 	tests := []struct {
 		name string
 		at   time.Time
@@ -231,7 +262,7 @@ func TestIsWorkingDay(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := rooms.IsWorkingDay(tt.at); got != tt.want {
+			if got := rooms.DefaultCalendar().IsWorkingDay(tt.at); got != tt.want {
 				t.Errorf("IsWorkingDay(%s) = %v, want %v", tt.at.Format(time.RFC3339), got, tt.want)
 			}
 		})

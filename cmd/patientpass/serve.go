@@ -61,8 +61,12 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("start the real-time hub: %w", err)
 	}
+	cal, err := loadCalendar(cfg.BankHolidays)
+	if err != nil {
+		return err
+	}
 	svc := rooms.NewService(rooms.Config{Store: store, Node: cfg.Node, Publisher: rt,
-		Watcher: realtime.Updates{Hub: rt, Log: log}})
+		Watcher: realtime.Updates{Hub: rt, Log: log}, Holidays: cal})
 	rt.AddFeeds(svc)
 	// Whatever happens from here, the hub's goroutines end before the
 	// store closes (deferred above, so it runs after this).
@@ -113,6 +117,7 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	defer stopSweep()
 	background.Go(func() { expireSessions(sweepCtx, store, log) })
 	background.Go(func() { runScheduler(sweepCtx, svc, log) })
+	background.Go(func() { watchCalendar(sweepCtx, log, cal, rooms.SystemClock{}) })
 	background.Go(func() { rt.RefreshViews(sweepCtx, viewRefresh) })
 	if cfg.DebugAddr != "" {
 		if err := serveAside(ctx, "profiler", cfg.DebugAddr, debugHandler(), log); err != nil {
