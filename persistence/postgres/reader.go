@@ -157,7 +157,8 @@ const referralColumns = `r.id, r.pathway_id, r.status, r.priority,
 	r.patient_nhs_number, r.patient_name, r.patient_date_of_birth, r.patient_sex,
 	r.form, r.contact_phone, r.consultant_discussed, r.referrer,
 	r.referring_organisation, r.receiving_organisation, r.assignee_id, r.outcomes,
-	r.submitted_at, r.triage_due_at, r.created_at, r.updated_at, r.head_seq`
+	r.submitted_at, r.triage_due_at, r.status_changed_at, r.triaged_at, r.reminder_at,
+	r.created_at, r.updated_at, r.head_seq`
 
 func scanReferral(row pgx.Row) (rooms.Referral, error) {
 	var (
@@ -168,7 +169,8 @@ func scanReferral(row pgx.Row) (rooms.Referral, error) {
 		&x.Patient.NHSNumber, &x.Patient.Name, &x.Patient.DateOfBirth, &x.Patient.Sex,
 		&form, &x.ContactPhone, &x.ConsultantDiscussed, &x.Referrer,
 		&x.ReferringOrganisation, &x.ReceivingOrganisation, &x.AssigneeID, &outcomes,
-		&x.SubmittedAt, &x.TriageDueAt, &x.CreatedAt, &x.UpdatedAt, &x.HeadSeq)
+		&x.SubmittedAt, &x.TriageDueAt, &x.StatusChangedAt, &x.TriagedAt, &x.ReminderAt,
+		&x.CreatedAt, &x.UpdatedAt, &x.HeadSeq)
 	if err != nil {
 		return x, err
 	}
@@ -179,7 +181,8 @@ func scanReferral(row pgx.Row) (rooms.Referral, error) {
 		return x, fmt.Errorf("decode outcomes: %w", err)
 	}
 	x.SubmittedAt, x.TriageDueAt = utcPtr(x.SubmittedAt), utcPtr(x.TriageDueAt)
-	x.CreatedAt, x.UpdatedAt = utc(x.CreatedAt), utc(x.UpdatedAt)
+	x.TriagedAt, x.ReminderAt = utcPtr(x.TriagedAt), utcPtr(x.ReminderAt)
+	x.StatusChangedAt, x.CreatedAt, x.UpdatedAt = utc(x.StatusChangedAt), utc(x.CreatedAt), utc(x.UpdatedAt)
 	return x, nil
 }
 
@@ -294,6 +297,12 @@ func (r reader) Referrals(ctx context.Context, f rooms.ReferralFilter) ([]rooms.
 	}
 	if f.Priority != "" {
 		w.add("r.priority = ?", string(f.Priority))
+	}
+	if f.ReceivingOrganisation != "" {
+		w.add("r.receiving_organisation = ?", f.ReceivingOrganisation)
+	}
+	if !f.UpdatedSince.IsZero() {
+		w.add("r.updated_at >= ?", micro(f.UpdatedSince))
 	}
 	limit := f.Limit
 	if limit <= 0 {
@@ -446,6 +455,13 @@ func (w *where) arg(cond string, v any) string {
 }
 
 func (w *where) add(cond string, v any) { w.conds = append(w.conds, w.arg(cond, v)) }
+
+// addSame adds cond with every ? in it numbered as the one placeholder of
+// v.
+func (w *where) addSame(cond string, v any) {
+	w.args = append(w.args, v)
+	w.conds = append(w.conds, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(w.args))))
+}
 
 func (w *where) sql() string {
 	if len(w.conds) == 0 {

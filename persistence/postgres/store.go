@@ -24,7 +24,8 @@ var _ rooms.Store = (*Store)(nil)
 // schema selected by the connection URL's search_path.
 type Store struct {
 	reader
-	pool *pgxpool.Pool
+	pool  *pgxpool.Pool
+	sched schedulerLock
 }
 
 // Open connects to the database at url, applies any missing migrations and
@@ -60,11 +61,13 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	return &Store{reader: reader{q: pool}, pool: pool}, nil
 }
 
-// Close closes every connection of the pool, waiting for those in use to be
-// released.
+// Close gives up the scheduler's lock, if held, and closes every connection
+// of the pool, waiting for those in use to be released. Closing again does
+// nothing.
 func (s *Store) Close() error {
+	err := s.sched.close()
 	s.pool.Close()
-	return nil
+	return err
 }
 
 // Ping checks that the database answers within ctx.
@@ -154,6 +157,21 @@ func (s *Store) AuditLog(ctx context.Context, f rooms.AuditFilter) ([]rooms.Audi
 	if f.Outcome != "" {
 		w.add("outcome = ?", f.Outcome)
 	}
+	if f.Action != "" {
+		w.add("action = ?", string(f.Action))
+	}
+	if f.Organisation != "" {
+		w.addSame(auditOfOrganisation, f.Organisation)
+	}
+	if !f.From.IsZero() {
+		w.add("at >= ?", micro(f.From))
+	}
+	if !f.To.IsZero() {
+		w.add("at < ?", micro(f.To))
+	}
+	if f.Before != 0 {
+		w.add("id < ?", f.Before)
+	}
 	limit := f.Limit
 	if limit <= 0 {
 		limit = defaultLimit
@@ -170,6 +188,15 @@ func (s *Store) AuditLog(ctx context.Context, f rooms.AuditFilter) ([]rooms.Audi
 	}
 	return es, nil
 }
+
+// auditOfOrganisation keeps the entries of an organisation (every ? is
+// its ODS code): those whose actor is one of its users or displays (a
+// display acts as "display:<id>"), and those about a referral it receives
+// or refers.
+const auditOfOrganisation = `(actor_id IN (SELECT id FROM users WHERE organisation = ?)
+	OR actor_id IN (SELECT 'display:' || id FROM displays WHERE organisation = ?)
+	OR (referral_id <> '' AND referral_id IN (SELECT id FROM referrals
+		WHERE receiving_organisation = ? OR referring_organisation = ?)))`
 
 // AuditHeads returns the head of every audit chain, in chain order.
 func (s *Store) AuditHeads(ctx context.Context) ([]rooms.AuditHead, error) {

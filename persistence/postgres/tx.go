@@ -115,13 +115,16 @@ func (t *tx) CreateReferral(ctx context.Context, r rooms.Referral) error {
 		patient_nhs_number, patient_name, patient_date_of_birth, patient_sex,
 		form, contact_phone, consultant_discussed, referrer,
 		referring_organisation, receiving_organisation, assignee_id, outcomes,
-		submitted_at, triage_due_at, created_at, updated_at, head_seq)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
+		submitted_at, triage_due_at, status_changed_at, triaged_at, reminder_at,
+		created_at, updated_at, head_seq)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21,
+			$22, $23, $24)`,
 		r.ID, r.PathwayID, string(r.Status), string(r.Priority),
 		r.Patient.NHSNumber, r.Patient.Name, r.Patient.DateOfBirth, r.Patient.Sex,
 		form, r.ContactPhone, r.ConsultantDiscussed, r.Referrer,
 		r.ReferringOrganisation, r.ReceivingOrganisation, r.AssigneeID, outcomes,
-		microPtr(r.SubmittedAt), microPtr(r.TriageDueAt), micro(r.CreatedAt), micro(r.UpdatedAt), r.HeadSeq)
+		microPtr(r.SubmittedAt), microPtr(r.TriageDueAt), micro(r.StatusChangedAt), microPtr(r.TriagedAt), microPtr(r.ReminderAt),
+		micro(r.CreatedAt), micro(r.UpdatedAt), r.HeadSeq)
 	for _, p := range r.Participants {
 		queueParticipant(b, r.ID, p)
 	}
@@ -163,11 +166,13 @@ func (t *tx) UpdateReferral(_ context.Context, r rooms.Referral) error {
 	}
 	t.q.queueWrite(`UPDATE referrals SET status = $2, priority = $3, form = $4,
 		contact_phone = $5, consultant_discussed = $6, assignee_id = $7, outcomes = $8,
-		submitted_at = $9, triage_due_at = $10, updated_at = $11, head_seq = $12
+		submitted_at = $9, triage_due_at = $10, status_changed_at = $11, triaged_at = $12,
+		reminder_at = $13, updated_at = $14, head_seq = $15
 		WHERE id = $1`,
 		[]any{r.ID, string(r.Status), string(r.Priority), form,
 			r.ContactPhone, r.ConsultantDiscussed, r.AssigneeID, outcomes,
-			microPtr(r.SubmittedAt), microPtr(r.TriageDueAt), micro(r.UpdatedAt), r.HeadSeq},
+			microPtr(r.SubmittedAt), microPtr(r.TriageDueAt), micro(r.StatusChangedAt), microPtr(r.TriagedAt),
+			microPtr(r.ReminderAt), micro(r.UpdatedAt), r.HeadSeq},
 		!t.locked[r.ID], func(tag pgconn.CommandTag, err error) error {
 			if err != nil {
 				return mapErr(err, "update referral "+r.ID)
