@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"patientpass/rooms"
 )
@@ -100,11 +101,30 @@ func (s *Store) AuditLog(ctx context.Context, f rooms.AuditFilter) ([]rooms.Audi
 		{"actor_id", f.ActorID},
 		{"event", f.Event},
 		{"outcome", f.Outcome},
+		{"action", string(f.Action)},
 	} {
 		if c.value != "" {
 			where = append(where, c.column+" = ?")
 			args = append(args, c.value)
 		}
+	}
+	if f.Organisation != "" {
+		where = append(where, auditOfOrganisation)
+		for range strings.Count(auditOfOrganisation, "?") {
+			args = append(args, f.Organisation)
+		}
+	}
+	if !f.From.IsZero() {
+		where = append(where, "at >= ?")
+		args = append(args, micros(f.From))
+	}
+	if !f.To.IsZero() {
+		where = append(where, "at < ?")
+		args = append(args, micros(f.To))
+	}
+	if f.Before != 0 {
+		where = append(where, "id < ?")
+		args = append(args, f.Before)
 	}
 	limit := f.Limit
 	if limit <= 0 {
@@ -114,6 +134,15 @@ func (s *Store) AuditLog(ctx context.Context, f rooms.AuditFilter) ([]rooms.Audi
 	return s.queryAudit(ctx, "read audit log",
 		"SELECT "+auditColumns+" FROM audit_entries"+whereClause(where)+" ORDER BY id DESC LIMIT ?", args...)
 }
+
+// auditOfOrganisation keeps the entries of the organisation whose code is
+// in each ?: those whose actor is one of its users or displays (a
+// display acts as "display:<id>"), and those about a referral it receives
+// or refers.
+const auditOfOrganisation = `(actor_id IN (SELECT id FROM users WHERE organisation = ?)
+	OR actor_id IN (SELECT 'display:' || id FROM displays WHERE organisation = ?)
+	OR (referral_id <> '' AND referral_id IN (SELECT id FROM referrals
+		WHERE receiving_organisation = ? OR referring_organisation = ?)))`
 
 func (s *Store) queryAudit(ctx context.Context, what, query string, args ...any) ([]rooms.AuditEntry, error) {
 	rows, err := s.read.QueryContext(ctx, query, args...)

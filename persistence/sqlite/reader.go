@@ -177,7 +177,8 @@ const referralColumns = `id, pathway_id, status, priority,
 	patient_nhs_number, patient_name, patient_date_of_birth, patient_sex,
 	form, contact_phone, consultant_discussed, referrer,
 	referring_organisation, receiving_organisation, assignee_id, outcomes,
-	submitted_at, triage_due_at, created_at, updated_at, head_seq`
+	submitted_at, triage_due_at, status_changed_at, triaged_at, reminder_at,
+	created_at, updated_at, head_seq`
 
 func scanReferral(row interface{ Scan(...any) error }) (rooms.Referral, error) {
 	var (
@@ -186,13 +187,16 @@ func scanReferral(row interface{ Scan(...any) error }) (rooms.Referral, error) {
 		form, referrer     string
 		assignee, outcomes sql.NullString
 		submitted, due     sql.NullInt64
+		triaged, reminder  sql.NullInt64
+		statusChanged      int64
 		created, updated   int64
 	)
 	err := row.Scan(&r.ID, &r.PathwayID, &status, &priority,
 		&r.Patient.NHSNumber, &r.Patient.Name, &r.Patient.DateOfBirth, &r.Patient.Sex,
 		&form, &r.ContactPhone, &r.ConsultantDiscussed, &referrer,
 		&r.ReferringOrganisation, &r.ReceivingOrganisation, &assignee, &outcomes,
-		&submitted, &due, &created, &updated, &r.HeadSeq)
+		&submitted, &due, &statusChanged, &triaged, &reminder,
+		&created, &updated, &r.HeadSeq)
 	if err != nil {
 		return rooms.Referral{}, err
 	}
@@ -213,6 +217,8 @@ func scanReferral(row interface{ Scan(...any) error }) (rooms.Referral, error) {
 	}
 	r.AssigneeID = assignee.String
 	r.SubmittedAt, r.TriageDueAt = fromNullMicros(submitted), fromNullMicros(due)
+	r.TriagedAt, r.ReminderAt = fromNullMicros(triaged), fromNullMicros(reminder)
+	r.StatusChangedAt = fromMicros(statusChanged)
 	r.CreatedAt, r.UpdatedAt = fromMicros(created), fromMicros(updated)
 	return r, nil
 }
@@ -261,6 +267,14 @@ func (r reader) Referrals(ctx context.Context, f rooms.ReferralFilter) ([]rooms.
 	if f.Priority != "" {
 		where = append(where, "priority = ?")
 		args = append(args, string(f.Priority))
+	}
+	if f.ReceivingOrganisation != "" {
+		where = append(where, "receiving_organisation = ?")
+		args = append(args, f.ReceivingOrganisation)
+	}
+	if !f.UpdatedSince.IsZero() {
+		where = append(where, "updated_at >= ?")
+		args = append(args, micros(f.UpdatedSince))
 	}
 	limit := f.Limit
 	if limit <= 0 {

@@ -41,6 +41,12 @@ type Store struct {
 	reader
 	write *sql.DB // exactly one connection: every transaction runs here
 	read  *sql.DB // query_only connections for reads outside transactions
+	// fileKey names the database file, the same for every store open on
+	// it: the scheduler's lock is held per file.
+	fileKey string
+	// closed is set by Close; the scheduler's lock is not taken after it.
+	// Guarded by schedulerLocks.mu.
+	closed bool
 }
 
 // Open opens the store in the file at path, creating the file and its
@@ -89,7 +95,17 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		write.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	return &Store{reader: reader{q: read}, write: write, read: read}, nil
+	return &Store{reader: reader{q: read}, write: write, read: read, fileKey: fileKey(abs)}, nil
+}
+
+// fileKey returns the key of the database file at the absolute path abs,
+// which exists: its path with symbolic links resolved, so two paths to one
+// file share a scheduler's lock.
+func fileKey(abs string) string {
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		return real
+	}
+	return abs
 }
 
 // createPrivate creates the database file readable by its owner only, since
@@ -133,8 +149,10 @@ func checkWAL(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
-// Close closes the store. Transactions still running fail.
+// Close gives up the scheduler's lock, if held, and closes the store.
+// Transactions still running fail. Closing again does nothing.
 func (s *Store) Close() error {
+	s.closeSchedulerLock()
 	return errors.Join(s.read.Close(), s.write.Close())
 }
 

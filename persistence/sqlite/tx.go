@@ -78,12 +78,14 @@ func (t *Tx) CreateReferral(ctx context.Context, r rooms.Referral) error {
 		return err
 	}
 	_, err = t.tx.ExecContext(ctx, `INSERT INTO referrals (`+referralColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.ID, r.PathwayID, string(r.Status), string(r.Priority),
 		r.Patient.NHSNumber, r.Patient.Name, r.Patient.DateOfBirth, r.Patient.Sex,
 		form, r.ContactPhone, r.ConsultantDiscussed, referrer,
 		r.ReferringOrganisation, r.ReceivingOrganisation, nullString(r.AssigneeID), outcomes,
-		nullMicros(r.SubmittedAt), nullMicros(r.TriageDueAt), micros(r.CreatedAt), micros(r.UpdatedAt), r.HeadSeq)
+		nullMicros(r.SubmittedAt), nullMicros(r.TriageDueAt),
+		micros(r.StatusChangedAt), nullMicros(r.TriagedAt), nullMicros(r.ReminderAt),
+		micros(r.CreatedAt), micros(r.UpdatedAt), r.HeadSeq)
 	if err != nil {
 		return mapWrite(err, "create referral %s", r.ID)
 	}
@@ -128,10 +130,12 @@ func (t *Tx) UpdateReferral(ctx context.Context, r rooms.Referral) error {
 	}
 	res, err := t.tx.ExecContext(ctx, `UPDATE referrals SET status = ?, priority = ?, form = ?,
 		contact_phone = ?, consultant_discussed = ?, assignee_id = ?, outcomes = ?,
-		submitted_at = ?, triage_due_at = ?, updated_at = ?, head_seq = ?
+		submitted_at = ?, triage_due_at = ?, status_changed_at = ?, triaged_at = ?, reminder_at = ?,
+		updated_at = ?, head_seq = ?
 		WHERE id = ?`,
 		string(r.Status), string(r.Priority), form, r.ContactPhone, r.ConsultantDiscussed,
 		nullString(r.AssigneeID), outcomes, nullMicros(r.SubmittedAt), nullMicros(r.TriageDueAt),
+		micros(r.StatusChangedAt), nullMicros(r.TriagedAt), nullMicros(r.ReminderAt),
 		micros(r.UpdatedAt), r.HeadSeq, r.ID)
 	return oneRow(res, mapWrite(err, "update referral %s", r.ID), "update referral %s", r.ID)
 }
