@@ -3,7 +3,7 @@ package hub_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -376,6 +376,11 @@ func TestNotificationsAndAuditTrailOverREST(t *testing.T) {
 			t.Fatalf("bad id = %d", res.status)
 		}
 
+		for range 3 {
+			if res := cc.do("GET", "/api/referrals/"+id, nil); res.status != 200 {
+				t.Fatalf("view = %d", res.status)
+			}
+		}
 		_, admin, _ := e.enrolledAdmin("RET")
 		res = admin.do("GET", "/api/admin/audit?referral="+id+"&limit=2", nil)
 		if res.status != 200 || len(res.body["entries"].([]any)) != 2 || res.body["next"] == "" {
@@ -397,11 +402,11 @@ func TestNotificationsAndAuditTrailOverREST(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		var body strings.Builder
-		if _, err := body.ReadFrom(resp.Body); err != nil && !errors.Is(err, context.Canceled) {
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
 			t.Fatal(err)
 		}
-		lines := strings.Split(strings.TrimSpace(body.String()), "\n")
+		lines := strings.Split(strings.TrimSpace(string(body)), "\n")
 		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/csv") || !strings.HasPrefix(lines[0], "id,at,actor_id") || len(lines) < 3 {
 			t.Fatalf("CSV export = %d %s: %q", resp.StatusCode, resp.Header.Get("Content-Type"), lines)
 		}

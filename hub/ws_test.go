@@ -225,7 +225,7 @@ func TestWSRefusesMalformedFrames(t *testing.T) {
 		{`{"type":"subscribe"}`, "topic", ""},
 		{`{"type":"message","ref":"r2","referral":"x","body":"hi"} {}`, "", ""},
 		{"{\"type\":\"message\",\"ref\":\"r3\",\"referral\":\"x\",\"body\":\"\xff\"}", "", ""},
-		{`{"type":"subscribe","topic":"board:mscc"}`, "topic", ""},
+		{`{"type":"subscribe","topic":"beds:mscc"}`, "topic", ""},
 		{`{"type":"subscribe","topic":"referral:x","after":-1}`, "after", ""},
 		{`[]`, "", ""},
 	}

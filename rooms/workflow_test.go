@@ -2,6 +2,7 @@ package rooms_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -79,7 +80,7 @@ func (w *world) reminders(t *testing.T, id string) []rooms.ReminderReason {
 	for _, e := range w.events(t, id) {
 		if e.Kind == rooms.EventReminder {
 			var b rooms.ReminderBody
-			if err := jsonUnmarshal(e.Body, &b); err != nil {
+			if err := json.Unmarshal(e.Body, &b); err != nil {
 				t.Fatal(err)
 			}
 			out = append(out, b.Reason)
@@ -611,11 +612,7 @@ func TestSchedulerTakeover(t *testing.T) {
 			doneA.Go(func() {
 				rooms.NewScheduler(svcA, 10*time.Millisecond, nil, nil).Run(ctxA)
 			})
-			<-killed
-			killedAt := time.Now()
-			stopA()
-			kill(storeA) // its lock's connection goes with it
-			doneA.Wait()
+			// Node B runs all along, waiting for the lock.
 			doneB.Go(func() {
 				rooms.NewScheduler(svcB, 10*time.Millisecond, nil, func(leading bool) {
 					if leading {
@@ -623,6 +620,16 @@ func TestSchedulerTakeover(t *testing.T) {
 					}
 				}).Run(ctxB)
 			})
+			<-killed
+			killedAt := time.Now()
+			select {
+			case <-leadB:
+				t.Fatal("node B ran the clocks while node A held the lock")
+			default:
+			}
+			stopA()
+			kill(storeA) // its lock's connection goes with it
+			doneA.Wait()
 			select {
 			case at := <-leadB:
 				t.Logf("node B took over %s after node A was killed", at.Sub(killedAt).Round(time.Millisecond))

@@ -151,8 +151,8 @@ func TestEmbeddedDemoServesAndKeepsItsDataAcrossARestart(t *testing.T) {
 		t.Fatalf("serve exited %d; want 0", code)
 	}
 	referrals, events, pw := embeddedCounts(t, dir)
-	if referrals != 5 || events < 15 {
-		t.Fatalf("after the first run: %d referrals, %d events; want the 5 demo referrals with their events", referrals, events)
+	if referrals != 14 || events < 80 {
+		t.Fatalf("after the first run: %d referrals, %d events; want the 14 demo referrals with their events", referrals, events)
 	}
 	if !strings.Contains(out, pw) {
 		t.Fatalf("printed logins do not show the kept demo password")
