@@ -263,6 +263,9 @@ func (s *Service) Notifications(ctx context.Context, c Caller, unreadOnly bool, 
 	if err != nil {
 		return nil, 0, fmt.Errorf("count unread notifications: %w", err)
 	}
+	if err := s.AuditCaller(ctx, c, ActionRead, "notification.list", nil, OutcomeSuccess, fmt.Sprintf("count=%d", len(ns))); err != nil {
+		return nil, 0, err
+	}
 	return ns, unread, nil
 }
 

@@ -25,18 +25,19 @@ func (s *Service) RaiseDueReminders(ctx context.Context) (int, error) {
 			return raised, fmt.Errorf("read due reminders: %w", err)
 		}
 		progressed := false
+		var first error // one referral that fails holds up no other
 		for _, id := range ids {
 			ok, moved, err := s.raiseReminder(ctx, id)
-			if err != nil {
-				return raised, err
+			if err != nil && first == nil {
+				first = err
 			}
 			if ok {
 				raised++
 			}
 			progressed = progressed || moved
 		}
-		if len(ids) < reminderBatch || !progressed {
-			return raised, nil
+		if first != nil || len(ids) < reminderBatch || !progressed {
+			return raised, first
 		}
 	}
 }

@@ -98,6 +98,12 @@ func (s *Service) AuthorizeWallboard(ctx context.Context, c Caller, event string
 // Wallboard returns the caller's organisation's wallboard. The caller has
 // been authorised (AuthorizeWallboard).
 func (s *Service) Wallboard(ctx context.Context, c Caller) (Wallboard, error) {
+	if err := checkViewer(c); err != nil {
+		return Wallboard{}, err
+	}
+	if !canSeeWallboard(c) {
+		return Wallboard{}, Forbidden("the wallboard is for bed managers, coordinators, specialists and admins")
+	}
 	return s.wallboard(ctx, c.User.Organisation)
 }
 
