@@ -16,10 +16,10 @@ import (
 // tx is one READ COMMITTED transaction of a Store. It is used by one
 // goroutine, the one running InTx's fn.
 //
-// UpdateReferral, AppendEvent, RecordCommand and AppendAudit are sent with
-// the transaction's next statement or its commit (see txConn), so their
-// failures are reported there, and fail the transaction. Everything else is
-// sent when it is called.
+// UpdateReferral, AppendEvent, RecordCommand, AddNotifications and
+// AppendAudit are sent with the transaction's next statement or its commit
+// (see txConn), so their failures are reported there, and fail the
+// transaction. Everything else is sent when it is called.
 type tx struct {
 	reader // on q
 	q      *txConn

@@ -214,24 +214,41 @@ func (t *tx) AddNotifications(_ context.Context, ns []rooms.Notification) error 
 			readAts[i] = &now
 		}
 	}
+	what := "add notification " + ns[0].ID
+	if len(ns) > 1 {
+		what = fmt.Sprintf("add %d notifications from %s", len(ns), ns[0].ID)
+	}
 	t.q.queueWrite(`INSERT INTO notifications (id, user_id, kind, referral_id, seq, at, title, read_at)
 		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::timestamptz[],
 			$7::text[], $8::timestamptz[])`,
 		[]any{ids, users, kinds, referrals, seqs, ats, titles, readAts},
 		false, func(_ pgconn.CommandTag, err error) error {
 			if err != nil {
-				return mapErr(err, fmt.Sprintf("add %d notifications", len(ns)))
+				return mapErr(err, what)
 			}
 			return nil
 		})
 	return nil
 }
 
+// markNotificationsRead locks the unread notifications it marks in id
+// order before it marks them. An UPDATE alone would lock them in the order
+// its plan finds them, which differs between an upTo (through the index,
+// by id) and a list of ids (as stored), and two calls taking the same rows
+// in different orders can deadlock. A call that waits for another's lock
+// then finds the row read and skips it, so no notification is counted
+// twice.
+const markNotificationsRead = `WITH marked AS (
+		SELECT id FROM notifications
+		WHERE user_id = $1 AND read_at IS NULL AND (($2 <> '' AND id <= $2) OR id = ANY($3))
+		ORDER BY id
+		FOR UPDATE
+	)
+	UPDATE notifications n SET read_at = $4 FROM marked WHERE n.id = marked.id`
+
 // MarkNotificationsRead marks read, at the store's clock (time.Now), the
 // user's unread notifications with an id at or before upTo (when it is
-// set) and those in ids, and returns how many it marked. One UPDATE does
-// it: a concurrent call marking the same rows waits for this one's row
-// locks, then finds them read and does not count them.
+// set) and those in ids, and returns how many it marked.
 func (t *tx) MarkNotificationsRead(ctx context.Context, userID, upTo string, ids []string) (int, error) {
 	if upTo == "" && len(ids) == 0 {
 		return 0, nil
@@ -239,9 +256,7 @@ func (t *tx) MarkNotificationsRead(ctx context.Context, userID, upTo string, ids
 	if ids == nil {
 		ids = []string{}
 	}
-	tag, err := t.q.Exec(ctx, `UPDATE notifications SET read_at = $4
-		WHERE user_id = $1 AND read_at IS NULL AND (($2 <> '' AND id <= $2) OR id = ANY($3))`,
-		userID, upTo, ids, micro(time.Now()))
+	tag, err := t.q.Exec(ctx, markNotificationsRead, userID, upTo, ids, micro(time.Now()))
 	if err != nil {
 		return 0, mapErr(err, "mark notifications of user "+userID+" read")
 	}
