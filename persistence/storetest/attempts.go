@@ -275,6 +275,8 @@ func RunShared(t *testing.T, open func(t *testing.T) (rooms.Store, rooms.Store))
 	}{
 		{"concurrent_reservations_of_one_key_from_two_stores_allow_exactly_the_limit", concurrentReservations},
 		{"concurrent_reservations_of_shared_keys_from_two_stores_allow_exactly_the_limits", concurrentSharedKeys},
+		{"scheduler_lock_is_held_by_one_store_until_it_releases_or_closes", schedulerLockShared},
+		{"concurrent_holds_of_the_scheduler_lock_from_two_stores_give_one_holder", schedulerLockConcurrent},
 	} {
 		t.Run(st.name, func(t *testing.T) {
 			t.Parallel()

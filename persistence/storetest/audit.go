@@ -256,6 +256,89 @@ var auditTests = []subtest{
 			checkAuditEntries(t, c.name, got, c.want)
 		}
 	}},
+	{"trail_filters_by_action_organisation_time_and_page", auditTrail},
+}
+
+// auditTrail checks the filters of an organisation's audit trail: action,
+// organisation (by actor, user or display, and by referral), time range and
+// the cursor of the next page.
+func auditTrail(t *testing.T, s rooms.Store) {
+	f := newFixture(t, s)
+	f.createReferral(t, f.referral("r-1", at(0))) // RJR refers to RET
+	toREN := f.referral("r-2", at(0))
+	toREN.PathwayID, toREN.ReceivingOrganisation = f.breast.ID, f.breast.ReceivingOrganisation
+	f.createReferral(t, toREN)
+	createDisplays(t, s, display("d-1", "RET", at(0)), display("d-2", "REN", at(0)))
+
+	var all []rooms.AuditEntry
+	for i, spec := range []struct {
+		actor, event, referral string
+		action                 rooms.AuditAction
+	}{
+		{f.specialist.ID, "login", "", rooms.ActionExecute},           // 0: RET by its user
+		{f.referrer.ID, "referral.create", "r-1", rooms.ActionCreate}, // 1: RJR by its user; RET receives r-1
+		{"display:d-1", "wallboard.view", "", rooms.ActionRead},       // 2: RET by its display
+		{f.outsider.ID, "referral.view", "r-1", rooms.ActionRead},     // 3: RBL by its user; r-1 is RJR's and RET's
+		{f.outsider.ID, "login", "", rooms.ActionExecute},             // 4: RBL by its user
+		{"display:d-2", "wallboard.view", "", rooms.ActionRead},       // 5: REN by its display
+		{"u-unknown", "login.failed", "", rooms.ActionExecute},        // 6: nobody's
+		{f.referrer.ID, "referral.create", "r-2", rooms.ActionCreate}, // 7: RJR by its user; REN receives r-2
+		{f.specialist.ID, "referral.view", "r-2", rooms.ActionRead},   // 8: RET by its user; RJR's and REN's r-2
+		{"d-1", "login.failed", "", rooms.ActionExecute},              // 9: not d-1's: a display acts as display:<id>
+	} {
+		key := spec.referral
+		if key == "" {
+			key = spec.actor
+		}
+		e := auditEntry(spec.actor, spec.event, spec.referral, rooms.OutcomeSuccess, at(time.Duration(i)*time.Second))
+		e.Action = spec.action
+		all = append(all, appendAudit(t, s, rooms.AuditChainFor(key), e))
+	}
+	pick := func(idx ...int) []rooms.AuditEntry {
+		var out []rooms.AuditEntry
+		for _, i := range idx {
+			out = append(out, all[i])
+		}
+		return out
+	}
+	before := func(i int) int64 { return all[i].ID }
+	for _, c := range []struct {
+		name   string
+		filter rooms.AuditFilter
+		want   []rooms.AuditEntry
+	}{
+		{"action_read", rooms.AuditFilter{Action: rooms.ActionRead}, pick(8, 5, 3, 2)},
+		{"action_create", rooms.AuditFilter{Action: rooms.ActionCreate}, pick(7, 1)},
+		{"action_execute", rooms.AuditFilter{Action: rooms.ActionExecute}, pick(9, 6, 4, 0)},
+		{"action_nothing_matches", rooms.AuditFilter{Action: rooms.ActionDelete}, nil},
+		{"organisation_receiving", rooms.AuditFilter{Organisation: "RET"}, pick(8, 3, 2, 1, 0)},
+		{"organisation_referring", rooms.AuditFilter{Organisation: "RJR"}, pick(8, 7, 3, 1)},
+		{"organisation_of_users_only", rooms.AuditFilter{Organisation: "RBL"}, pick(4, 3)},
+		{"organisation_of_a_display_and_a_referral", rooms.AuditFilter{Organisation: "REN"}, pick(8, 7, 5)},
+		{"organisation_with_nothing", rooms.AuditFilter{Organisation: "REP"}, nil},
+		{"from_and_to", rooms.AuditFilter{From: at(3 * time.Second), To: at(7 * time.Second)}, pick(6, 5, 4, 3)},
+		{"from", rooms.AuditFilter{From: at(8 * time.Second)}, pick(9, 8)},
+		{"to", rooms.AuditFilter{To: at(time.Second)}, pick(0)},
+		{"to_a_microsecond_later", rooms.AuditFilter{To: at(time.Second + time.Microsecond)}, pick(1, 0)},
+		{"from_equals_to", rooms.AuditFilter{From: at(time.Second), To: at(time.Second)}, nil},
+		{"organisation_and_action", rooms.AuditFilter{Organisation: "RJR", Action: rooms.ActionCreate}, pick(7, 1)},
+		{"organisation_and_from", rooms.AuditFilter{Organisation: "RET", From: at(2 * time.Second)}, pick(8, 3, 2)},
+		{"organisation_and_actor", rooms.AuditFilter{Organisation: "RET", ActorID: f.outsider.ID}, pick(3)},
+		{"page_1", rooms.AuditFilter{Limit: 3}, pick(9, 8, 7)},
+		{"page_2", rooms.AuditFilter{Limit: 3, Before: before(7)}, pick(6, 5, 4)},
+		{"page_3", rooms.AuditFilter{Limit: 3, Before: before(4)}, pick(3, 2, 1)},
+		{"page_4", rooms.AuditFilter{Limit: 3, Before: before(1)}, pick(0)},
+		{"page_after_the_last", rooms.AuditFilter{Limit: 3, Before: before(0)}, nil},
+		{"organisation_page_1", rooms.AuditFilter{Organisation: "RET", Limit: 2}, pick(8, 3)},
+		{"organisation_page_2", rooms.AuditFilter{Organisation: "RET", Limit: 2, Before: before(3)}, pick(2, 1)},
+		{"organisation_page_3", rooms.AuditFilter{Organisation: "RET", Limit: 2, Before: before(1)}, pick(0)},
+	} {
+		got, err := s.AuditLog(t.Context(), c.filter)
+		if err != nil {
+			t.Fatalf("%s: read audit log: %v", c.name, err)
+		}
+		checkAuditEntries(t, c.name, got, c.want)
+	}
 }
 
 // checkHeads checks that heads holds exactly one head per chain, matching

@@ -24,6 +24,9 @@ var referralTests = []subtest{
 		}
 		want.SubmittedAt = ptr(at(time.Minute))
 		want.TriageDueAt = ptr(at(time.Hour))
+		want.StatusChangedAt = at(time.Minute)
+		want.TriagedAt = ptr(at(20 * time.Minute))
+		want.ReminderAt = ptr(at(45 * time.Minute))
 		want.Status = rooms.StatusSubmitted
 		want.Priority = rooms.PriorityEmergency
 		want.UpdatedAt = at(time.Minute)
@@ -49,8 +52,9 @@ var referralTests = []subtest{
 		if err != nil {
 			t.Fatalf("get referral: %v", err)
 		}
-		if got.SubmittedAt != nil || got.TriageDueAt != nil {
-			t.Errorf("submitted %v, due %v; want both nil", got.SubmittedAt, got.TriageDueAt)
+		if got.SubmittedAt != nil || got.TriageDueAt != nil || got.TriagedAt != nil || got.ReminderAt != nil {
+			t.Errorf("submitted %v, due %v, triaged %v, reminder %v; want all nil",
+				got.SubmittedAt, got.TriageDueAt, got.TriagedAt, got.ReminderAt)
 		}
 		if got.AssigneeID != "" || len(got.Outcomes) != 0 {
 			t.Errorf("assignee %q, outcomes %v; want both empty", got.AssigneeID, got.Outcomes)
@@ -129,6 +133,9 @@ var referralTests = []subtest{
 		r.Outcomes = map[rooms.Status]map[string]any{rooms.StatusAccepted: {"bed_type": "neurosurgical"}}
 		r.SubmittedAt = ptr(at(10 * time.Minute))
 		r.TriageDueAt = ptr(at(70 * time.Minute))
+		r.StatusChangedAt = at(25 * time.Minute)
+		r.TriagedAt = ptr(at(25*time.Minute + time.Microsecond))
+		r.ReminderAt = ptr(at(52*time.Minute + 30*time.Second))
 		r.UpdatedAt = at(30 * time.Minute)
 		r.HeadSeq = 7
 		inTx(t, s, func(ctx context.Context, tx rooms.Tx) error { return tx.UpdateReferral(ctx, r) })
@@ -143,6 +150,9 @@ var referralTests = []subtest{
 		r.Outcomes = nil
 		r.TriageDueAt = nil
 		r.SubmittedAt = nil
+		r.TriagedAt = nil
+		r.ReminderAt = nil
+		r.StatusChangedAt = at(40 * time.Minute)
 		r.HeadSeq = 8
 		inTx(t, s, func(ctx context.Context, tx rooms.Tx) error { return tx.UpdateReferral(ctx, r) })
 		got, err = s.Referral(t.Context(), "r-1")
@@ -234,6 +244,15 @@ func listReferrals(t *testing.T, s rooms.Store) {
 		{"priority", rooms.ReferralFilter{Priority: rooms.PriorityUrgent}, []string{"r4", "r2"}},
 		{"limit", rooms.ReferralFilter{Limit: 2}, []string{"r4", "r6"}},
 		{"combined", rooms.ReferralFilter{VisibleToOrganisation: "RET", Status: []rooms.Status{rooms.StatusSubmitted, rooms.StatusAccepted}, Priority: rooms.PriorityEmergency, Limit: 1}, []string{"r6"}},
+		{"receiving_organisation", rooms.ReferralFilter{ReceivingOrganisation: "REN"}, []string{"r4"}},
+		{"receiving_organisation_and_user", rooms.ReferralFilter{VisibleToUser: f.referrer.ID, ReceivingOrganisation: "RET"}, []string{"r6", "r1", "r2", "r5"}},
+		// Unlike VisibleToOrganisation, it narrows what the user sees.
+		{"receiving_organisation_is_not_widened_by_the_user", rooms.ReferralFilter{VisibleToUser: f.outsider.ID, ReceivingOrganisation: "RET"}, nil},
+		{"receiving_organisation_and_visible_organisation", rooms.ReferralFilter{VisibleToUser: f.colleague.ID, VisibleToOrganisation: "REN", ReceivingOrganisation: "RET"}, []string{"r2", "r3"}},
+		// Updated at or after: r4 was updated exactly then.
+		{"updated_since", rooms.ReferralFilter{UpdatedSince: at(3 * time.Minute)}, []string{"r4", "r6", "r5"}},
+		{"updated_since_a_microsecond_later", rooms.ReferralFilter{UpdatedSince: at(3*time.Minute + time.Microsecond)}, []string{"r6", "r5"}},
+		{"updated_since_and_receiving_organisation", rooms.ReferralFilter{UpdatedSince: at(time.Minute), ReceivingOrganisation: "RET"}, []string{"r6", "r2", "r5", "r3"}},
 	} {
 		got, err := s.Referrals(t.Context(), c.filter)
 		if err != nil {

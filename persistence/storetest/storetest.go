@@ -43,6 +43,13 @@ func Run(t *testing.T, open func(t *testing.T) rooms.Store) {
 		{"attempts", attemptTests},
 		{"transactions", transactionTests},
 		{"concurrency", concurrencyTests},
+		{"notifications", notificationTests},
+		{"system_notices", systemNoticeTests},
+		{"opel", opelTests},
+		{"displays", displayTests},
+		{"reminders", reminderTests},
+		{"workflow_transactions", workflowTransactionTests},
+		{"scheduler_lock", schedulerLockTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
@@ -240,6 +247,9 @@ func normReferral(r rooms.Referral) rooms.Referral {
 	r.UpdatedAt = normTime(r.UpdatedAt)
 	r.SubmittedAt = normTimePtr(r.SubmittedAt)
 	r.TriageDueAt = normTimePtr(r.TriageDueAt)
+	r.StatusChangedAt = normTime(r.StatusChangedAt)
+	r.TriagedAt = normTimePtr(r.TriagedAt)
+	r.ReminderAt = normTimePtr(r.ReminderAt)
 	if len(r.Form) == 0 {
 		r.Form = nil
 	}
@@ -262,10 +272,24 @@ func normReferral(r rooms.Referral) rooms.Referral {
 }
 
 // checkReferral compares every field of a referral. JSON is the comparison
-// because form and outcomes values come back as JSON types.
+// because form and outcomes values come back as JSON types; ReminderAt,
+// which JSON leaves out, is compared apart.
 func checkReferral(t *testing.T, what string, got, want rooms.Referral) {
 	t.Helper()
-	checkJSON(t, what, normReferral(got), normReferral(want))
+	got, want = normReferral(got), normReferral(want)
+	checkJSON(t, what, got, want)
+	if !sameTimePtr(got.ReminderAt, want.ReminderAt) {
+		t.Errorf("%s: reminder at %v, want %v", what, got.ReminderAt, want.ReminderAt)
+	}
+}
+
+// sameTimePtr reports whether a and b are both nil or the same time at
+// microseconds.
+func sameTimePtr(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return sameTime(*a, *b)
 }
 
 func normUser(u rooms.User) rooms.User {
