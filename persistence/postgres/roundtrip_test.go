@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"strconv"
 	"sync"
@@ -163,6 +164,30 @@ func TestTransactionRoundTrips(t *testing.T) {
 				return err
 			}
 			refs++
+			err = tx.RecordCommand(ctx, rooms.CommandRecord{ActorID: u.ID, Ref: "ref-" + strconv.Itoa(refs), Kind: "referral.message",
+				ReferralID: r.ID, Result: json.RawMessage(`{}`), At: at})
+			if err != nil {
+				return err
+			}
+			return tx.AppendAudit(ctx, rooms.AuditEntry{Chain: rooms.AuditChainFor(r.ID), At: at, ActorID: u.ID,
+				Action: rooms.ActionCreate, Event: "referral.message", ReferralID: r.ID, Outcome: rooms.OutcomeSuccess})
+		}},
+		{"command_with_notifications", 2, func(ctx context.Context, tx rooms.Tx) error {
+			// As a command, with the notifications it causes sent with
+			// the other writes, whatever their number.
+			r, err := appendMessage(ctx, tx)
+			if err != nil {
+				return err
+			}
+			refs++
+			var ns []rooms.Notification
+			for i := range 3 {
+				ns = append(ns, rooms.Notification{ID: fmt.Sprintf("n-%06d-%d", refs, i), UserID: u.ID, Kind: "message",
+					ReferralID: r.ID, Seq: r.HeadSeq, At: at, Title: "Message"})
+			}
+			if err := tx.AddNotifications(ctx, ns); err != nil {
+				return err
+			}
 			err = tx.RecordCommand(ctx, rooms.CommandRecord{ActorID: u.ID, Ref: "ref-" + strconv.Itoa(refs), Kind: "referral.message",
 				ReferralID: r.ID, Result: json.RawMessage(`{}`), At: at})
 			if err != nil {

@@ -93,8 +93,8 @@ func (rm room) wantEvents(t *testing.T, what, referralID string, n int) {
 	}
 }
 
-// UpdateReferral, AppendEvent, RecordCommand and AppendAudit are sent with
-// the next statement, or with the commit: their failure must be reported there,
+// UpdateReferral, AppendEvent, RecordCommand, AddNotifications and
+// AppendAudit are sent with the next statement, or with the commit: their failure must be reported there,
 // named as the write reported it, and must fail the transaction even when
 // Postgres did not abort it (a write that changed no row) and the caller
 // carries on.
@@ -116,6 +116,9 @@ func TestDeferredWriteFailureFailsTheTransaction(t *testing.T) {
 			return tx.RecordCommand(ctx, rooms.CommandRecord{ActorID: rm.user.ID, Ref: "ref-taken", Kind: "referral.message",
 				Result: json.RawMessage(`{}`), At: rm.at})
 		}, rooms.ErrDuplicate, "record command ref-taken of user u-1"},
+		{"taken_notification_id", func(ctx context.Context, tx rooms.Tx, rm room) error {
+			return tx.AddNotifications(ctx, []rooms.Notification{{ID: "n-taken", UserID: rm.user.ID, Kind: "message", At: rm.at, Title: "x"}})
+		}, rooms.ErrDuplicate, "add notification n-taken"},
 		{"audit_chain_without_head", func(ctx context.Context, tx rooms.Tx, rm room) error {
 			return tx.AppendAudit(ctx, rooms.AuditEntry{Chain: rooms.AuditChains + 1, At: rm.at, Action: rooms.ActionRead,
 				Event: "referral.view", Outcome: rooms.OutcomeSuccess})
@@ -153,11 +156,14 @@ func TestDeferredWriteFailureFailsTheTransaction(t *testing.T) {
 				if err := tx.AppendEvent(ctx, rm.event("r-1", 1)); err != nil {
 					return err
 				}
+				if err := tx.AddNotifications(ctx, []rooms.Notification{{ID: "n-taken", UserID: rm.user.ID, Kind: "message", At: rm.at, Title: "x"}}); err != nil {
+					return err
+				}
 				return tx.RecordCommand(ctx, rooms.CommandRecord{ActorID: rm.user.ID, Ref: "ref-taken", Kind: "referral.message",
 					Result: json.RawMessage(`{}`), At: rm.at})
 			})
 			if err != nil {
-				t.Fatalf("append the first event and record the first command: %v", err)
+				t.Fatalf("append the first event, add the first notification and record the first command: %v", err)
 			}
 			for _, n := range next {
 				t.Run("reported_by_"+n.name, func(t *testing.T) {
