@@ -15,7 +15,7 @@ import (
 // Notification tells one user of a change that concerns them.
 type Notification struct {
 	// ID orders a user's notifications: a later notification has a greater
-	// ID (compared as strings; see NotificationID).
+	// ID (compared as strings: the service makes them sixteen hex digits of microseconds, then a counter).
 	ID         string    `json:"id"`
 	UserID     string    `json:"-"`
 	Kind       string    `json:"kind"`
