@@ -415,3 +415,36 @@ func TestNotificationsAndAuditTrailOverREST(t *testing.T) {
 		}
 	})
 }
+
+// A refused view of another organisation's referral is in the viewer's
+// organisation's audit trail without the patient, exactly like a view of a
+// referral that does not exist.
+func TestAuditTrailShowsNoPatientOfAnotherOrganisation(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		referrer := e.login(e.user("RJR", rooms.UserActive, rooms.RoleClinician).Email)
+		id := referrer.newReferral()
+		outsider := e.login(e.user("RBL", rooms.UserActive, rooms.RoleClinician).Email)
+		for _, path := range []string{"/api/referrals/" + id, "/api/referrals/" + rooms.NewID()} {
+			if res := outsider.do("GET", path, nil); res.status != 404 {
+				t.Fatalf("outsider GET %s = %d", path, res.status)
+			}
+		}
+		if res := outsider.do("POST", "/api/referrals/"+id+"/messages", map[string]any{"ref": "m", "body": "hi"}); res.status != 404 {
+			t.Fatalf("outsider message = %d", res.status)
+		}
+		_, admin, _ := e.enrolledAdmin("RBL")
+		res := admin.do("GET", "/api/admin/audit?outcome=denied", nil)
+		if res.status != 200 {
+			t.Fatalf("audit = %d %s", res.status, res.raw)
+		}
+		entries := res.body["entries"].([]any)
+		if len(entries) < 3 {
+			t.Fatalf("%d denied entries in RBL's trail; want the outsider's three", len(entries))
+		}
+		for _, x := range entries {
+			if nhs := x.(map[string]any)["patient_nhs_number"]; nhs != nil && nhs != "" {
+				t.Fatalf("RBL's trail names a patient of a referral RBL may not see: %v", x)
+			}
+		}
+	})
+}

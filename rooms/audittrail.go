@@ -101,6 +101,9 @@ func (s *Service) AuditTrail(ctx context.Context, admin Caller, q AuditQuery) (A
 	if err != nil {
 		return AuditPage{}, fmt.Errorf("read audit trail: %w", err)
 	}
+	if err := s.withoutOthersPatients(ctx, admin.User.Organisation, es); err != nil {
+		return AuditPage{}, err
+	}
 	page := AuditPage{Entries: es}
 	if len(es) > want {
 		page.Entries = es[:want]
@@ -126,4 +129,31 @@ func queryTime(field, s string) (time.Time, error) {
 		return time.Time{}, Invalid(field, "%s must be a time such as 2026-12-01T09:00:00Z", field)
 	}
 	return t.UTC(), nil
+}
+
+// withoutOthersPatients blanks the patient of entries about referrals the
+// organisation neither receives nor refers: its own people's refused
+// attempts at another organisation's referral. (They are written without
+// the patient; entries written before that rule are blanked here.)
+func (s *Service) withoutOthersPatients(ctx context.Context, ods string, es []AuditEntry) error {
+	ours := map[string]bool{}
+	for i := range es {
+		e := &es[i]
+		if e.PatientNHSNumber == "" || e.ReferralID == "" {
+			continue
+		}
+		mine, ok := ours[e.ReferralID]
+		if !ok {
+			r, err := s.store.Referral(ctx, e.ReferralID)
+			if err != nil && CodeOf(err) != CodeNotFound {
+				return fmt.Errorf("read referral %s of an audit entry: %w", e.ReferralID, err)
+			}
+			mine = err == nil && (r.ReceivingOrganisation == ods || r.ReferringOrganisation == ods)
+			ours[e.ReferralID] = mine
+		}
+		if !mine {
+			e.PatientNHSNumber = ""
+		}
+	}
+	return nil
 }

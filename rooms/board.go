@@ -44,8 +44,8 @@ type Board struct {
 	Pathway     string      `json:"pathway"`
 	GeneratedAt time.Time   `json:"generated_at"`
 	Referrals   []BoardItem `json:"referrals"`
-	// Truncated reports that the queue is longer than MaxBoardItems and
-	// only its earliest deadlines are listed.
+	// Truncated reports that the queue is longer than MaxBoardItems (or
+	// MaxBoardBytes) and only its earliest deadlines are listed.
 	Truncated bool `json:"truncated"`
 }
 
@@ -58,6 +58,28 @@ type BoardUpdate struct {
 	// older than what a client holds can be recognised and dropped.
 	HeadSeq int64 `json:"head_seq,omitempty"`
 }
+
+// OrderKey is what the update is about and as of which seq, so a screen is
+// never sent an older state of a referral after a newer one.
+func (u BoardUpdate) OrderKey() (string, int64) {
+	if u.Referral != nil {
+		return u.Referral.ID, u.Referral.HeadSeq
+	}
+	return u.Removed, u.HeadSeq
+}
+
+// OrderSeqs is, for each referral on the board, the seq it shows.
+func (b Board) OrderSeqs() map[string]int64 {
+	m := make(map[string]int64, len(b.Referrals))
+	for _, it := range b.Referrals {
+		m[it.ID] = it.HeadSeq
+	}
+	return m
+}
+
+// MaxBoardBytes bounds a board's encoded size, so its snapshot fits one
+// 64 KiB frame whatever its patients' names and referrers are.
+const MaxBoardBytes = 56 << 10
 
 // MaxBoardItems bounds a board: a snapshot must fit one frame. A queue
 // longer than this is an incident, and Truncated says so.
@@ -158,9 +180,15 @@ func (s *Service) Board(ctx context.Context, c Caller, pathwayID string) (Board,
 	if err != nil {
 		return Board{}, fmt.Errorf("read markers for board of %s: %w", pw.ID, err)
 	}
+	size := len(mustJSON(b))
 	for _, r := range rs {
 		m := markers[r.ID]
-		b.Referrals = append(b.Referrals, *s.boardItem(ctx, r, &m))
+		it := s.boardItem(ctx, r, &m)
+		if size += len(mustJSON(it)) + 1; size > MaxBoardBytes {
+			b.Truncated = true
+			break
+		}
+		b.Referrals = append(b.Referrals, *it)
 	}
 	return b, nil
 }

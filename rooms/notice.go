@@ -19,7 +19,9 @@ var ruleNotice = textRule{what: "the notice", required: true, maxChars: 500, max
 var ruleOPELNote = textRule{what: "the note", maxChars: 500, maxBytes: 2000}
 
 // PostNotice puts a system notice in force for every user and display, in
-// place of any before it. Admins post them.
+// place of any before it. A notice reaches every organisation, so it is the
+// platform's: admins of an organisation that runs a pathway post them, and
+// only that organisation's admins replace or clear the one in force.
 func (s *Service) PostNotice(ctx context.Context, admin Caller, level, message string) (SystemNotice, error) {
 	const event = "system_notice.post"
 	message = strings.TrimSpace(message)
@@ -34,9 +36,15 @@ func (s *Service) PostNotice(ctx context.Context, admin Caller, level, message s
 	if err == nil {
 		err = ruleNotice.check("message", message)
 	}
+	if err == nil {
+		err = s.checkNoticeAdmin(ctx, admin)
+	}
 	n := SystemNotice{ID: NewID(), Level: level, Message: message, PostedBy: AuthorOf(admin.User), PostedAt: s.clock.Now().Truncate(time.Microsecond)}
 	if err == nil {
 		err = s.store.InTx(ctx, func(tx Tx) error {
+			if err := ownsNotice(ctx, tx, admin); err != nil {
+				return err
+			}
 			if err := tx.PutSystemNotice(ctx, n); err != nil {
 				return fmt.Errorf("put system notice: %w", err)
 			}
@@ -56,7 +64,13 @@ func (s *Service) ClearNotice(ctx context.Context, admin Caller) error {
 	const event = "system_notice.clear"
 	err := requireAdmin(admin)
 	if err == nil {
+		err = s.checkNoticeAdmin(ctx, admin)
+	}
+	if err == nil {
 		err = s.store.InTx(ctx, func(tx Tx) error {
+			if err := ownsNotice(ctx, tx, admin); err != nil {
+				return err
+			}
 			err := tx.ClearSystemNotice(ctx, admin.User.ID, s.clock.Now().Truncate(time.Microsecond))
 			if errors.Is(err, ErrNotFound) {
 				return NotFound("system notice")
@@ -72,6 +86,36 @@ func (s *Service) ClearNotice(ctx context.Context, admin Caller) error {
 		return err
 	}
 	s.watching().NoticeChanged(nil)
+	return nil
+}
+
+// checkNoticeAdmin refuses an admin whose organisation runs no pathway.
+func (s *Service) checkNoticeAdmin(ctx context.Context, admin Caller) error {
+	ps, err := s.store.Pathways(ctx)
+	if err != nil {
+		return fmt.Errorf("list pathways: %w", err)
+	}
+	for _, p := range ps {
+		if p.ReceivingOrganisation == admin.User.Organisation {
+			return nil
+		}
+	}
+	return Forbidden("system notices are posted by the admins of an organisation that runs a pathway")
+}
+
+// ownsNotice refuses to let an admin replace or clear a notice another
+// organisation posted.
+func ownsNotice(ctx context.Context, tx Tx, admin Caller) error {
+	cur, err := tx.SystemNotice(ctx)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read system notice: %w", err)
+	}
+	if cur.PostedBy.Organisation != admin.User.Organisation {
+		return Forbidden("the notice in force was posted by %s; only its admins can change it", cur.PostedBy.Organisation)
+	}
 	return nil
 }
 

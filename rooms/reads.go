@@ -43,7 +43,11 @@ func (s *Service) Authorize(ctx context.Context, c Caller, referralID, event str
 	case err != nil:
 		return Referral{}, err
 	case !CanView(c.User, r):
-		if aerr := s.AuditCaller(ctx, c, ActionRead, event, &r, OutcomeDenied, string(CodeNotFound)); aerr != nil {
+		// Audited exactly as a referral that does not exist, without its
+		// patient: the entry shows in the caller's organisation's trail.
+		e := s.entry(c, ActionRead, event, nil, OutcomeDenied, string(CodeNotFound))
+		e.ReferralID = referralID
+		if aerr := s.Audit(ctx, e); aerr != nil {
 			return Referral{}, aerr
 		}
 		return Referral{}, NotFound("referral")
@@ -151,7 +155,6 @@ func (s *Service) MarkRead(ctx context.Context, c Caller, referralID string, seq
 		_ = s.AuditCaller(ctx, c, ActionUpdate, "referral.read_marker", nil, OutcomeInvalid, "invalid referral")
 		return err
 	}
-	var denied *Referral
 	err := s.store.InTx(ctx, func(tx Tx) error {
 		r, err := tx.Referral(ctx, referralID)
 		if errors.Is(err, ErrNotFound) {
@@ -161,7 +164,6 @@ func (s *Service) MarkRead(ctx context.Context, c Caller, referralID string, seq
 			return fmt.Errorf("read referral %s: %w", referralID, err)
 		}
 		if !CanView(c.User, r) {
-			denied = &r
 			return NotFound("referral")
 		}
 		if seq > r.HeadSeq {
@@ -173,7 +175,7 @@ func (s *Service) MarkRead(ctx context.Context, c Caller, referralID string, seq
 		return s.appendAudit(ctx, tx, s.entry(c, ActionUpdate, "referral.read_marker", &r, OutcomeSuccess, fmt.Sprintf("seq=%d", seq)))
 	})
 	if err != nil && CodeOf(err) == CodeNotFound {
-		e := s.entry(c, ActionUpdate, "referral.read_marker", denied, OutcomeDenied, string(CodeNotFound))
+		e := s.entry(c, ActionUpdate, "referral.read_marker", nil, OutcomeDenied, string(CodeNotFound))
 		e.ReferralID = referralID
 		_ = s.Audit(context.WithoutCancel(ctx), e)
 	}

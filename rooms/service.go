@@ -141,10 +141,14 @@ func (s *Service) execute(ctx context.Context, c command) ([]Event, commandResul
 			if err != nil {
 				return fmt.Errorf("lock referral %s: %w", c.referralID, err)
 			}
-			current = &locked
+			// A referral the caller may not see is refused as not found,
+			// and audited without its patient: the entry is in the
+			// caller's organisation's trail, which must not learn who the
+			// referral is about, nor that it exists.
 			if !c.system && !CanView(c.caller.User, locked) {
 				return NotFound("referral")
 			}
+			current = &locked
 			before = locked.Status
 			r = &locked
 		}

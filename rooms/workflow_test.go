@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -694,4 +695,55 @@ func (w *world) reminderCount(t *testing.T, store rooms.Store) map[string]int {
 		}
 	}
 	return counts
+}
+
+func TestBoardFitsOneFrameWhateverTheNames(t *testing.T) {
+	eachStore(t, func(t *testing.T, w *world) {
+		ctx := context.Background()
+		long := string([]rune(strings.Repeat("Ångström-Œuvre ", 14))[:199])
+		u, err := w.svc.CreateUser(ctx, rooms.System, rooms.NewUser{
+			Name: long, Email: "long@example.nhs.uk", ProfessionalBody: rooms.BodyGMC, RegistrationNumber: "7100991",
+			Organisation: "RJR", Roles: []rooms.Role{rooms.RoleClinician}, Status: rooms.UserActive, PasswordHash: "x",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := rooms.Caller{User: u, ClientAddr: "127.0.0.1"}
+		w.clock.Set(tuesday10)
+		for i := range rooms.MaxBoardItems {
+			n := newReferral(fmt.Sprintf("big%d", i), rooms.PriorityUrgent, true)
+			n.Patient.Name = long
+			if _, err := w.svc.CreateReferral(ctx, c, n); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b, err := w.svc.Board(ctx, w.coord, "mscc")
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := json.Marshal(b)
+		if len(raw) > rooms.MaxBoardBytes || !b.Truncated || len(b.Referrals) == 0 {
+			t.Fatalf("board of %d items is %d bytes (truncated %v); want at most %d, truncated", len(b.Referrals), len(raw), b.Truncated, rooms.MaxBoardBytes)
+		}
+	})
+}
+
+func TestOnlyTheHostingOrganisationChangesTheNotice(t *testing.T) {
+	eachStore(t, func(t *testing.T, w *world) {
+		ctx := context.Background()
+		ret := w.user(t, "admin-ret@example.nhs.uk", "RET", rooms.RoleAdmin)
+		rbl := w.user(t, "admin-rbl@example.nhs.uk", "RBL", rooms.RoleAdmin)
+		_, err := w.svc.PostNotice(ctx, rbl, rooms.NoticeInfo, "All fine")
+		wantErr(t, err, rooms.CodeForbidden, "")
+		if _, err := w.svc.PostNotice(ctx, ret, rooms.NoticeOutage, "Patient Pass is down; phone the MSCC coordinator"); err != nil {
+			t.Fatal(err)
+		}
+		wantErr(t, w.svc.ClearNotice(ctx, rbl), rooms.CodeForbidden, "")
+		if n, err := w.svc.Notice(ctx, w.referrer); err != nil || n == nil || n.Level != rooms.NoticeOutage {
+			t.Fatalf("notice after another organisation's attempts: %+v, %v", n, err)
+		}
+		if a := w.auditFor(t, rooms.AuditFilter{ActorID: rbl.User.ID, Outcome: rooms.OutcomeDenied}); len(a) != 2 {
+			t.Fatalf("%d refusals audited; want 2", len(a))
+		}
+	})
 }

@@ -122,7 +122,13 @@ func embeddedCounts(t *testing.T, dir string) (referrals, events int, demoPasswo
 		if err != nil {
 			t.Fatal(err)
 		}
-		events += len(es)
+		for _, e := range es {
+			// Reminders are the triage clocks' own, raised by whichever run
+			// reaches their time first: not the seeding's.
+			if e.Kind != rooms.EventReminder {
+				events++
+			}
+		}
 	}
 	pw, err := s.Setting(ctx, "demo.password")
 	if err != nil {

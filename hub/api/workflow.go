@@ -2,10 +2,13 @@ package api
 
 import (
 	"encoding/csv"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"patientpass/hub/httpjson"
 	"patientpass/rooms"
@@ -253,15 +256,32 @@ func (a *API) auditCSV(w http.ResponseWriter, r *http.Request, c rooms.Caller, q
 				strconv.Itoa(e.Chain), strconv.FormatInt(e.Seq, 10), e.PrevHash, e.Hash})
 		}
 		written += len(page.Entries)
+		if page.Next != "" && written >= maxAuditExport {
+			// An export that stops short says so in its last row, with the
+			// cursor to go on from.
+			_ = cw.Write(incompleteRow(fmt.Sprintf("export stopped after %d entries; continue with cursor=%s", written, page.Next)))
+		}
 		cw.Flush()
 		if page.Next == "" || written >= maxAuditExport || cw.Error() != nil {
 			return
 		}
 		q.Cursor = page.Next
 		if page, err = a.svc.AuditTrail(r.Context(), c, q); err != nil {
-			return // the response has begun; the export ends short
+			zerolog.Ctx(r.Context()).Error().Err(err).Msg("audit export failed part way")
+			_ = cw.Write(incompleteRow("export failed part way; continue with cursor=" + q.Cursor))
+			cw.Flush()
+			return
 		}
 	}
+}
+
+// incompleteRow is the last row of an export that did not finish: "INCOMPLETE"
+// in the id column and why in the detail column.
+func incompleteRow(why string) []string {
+	row := make([]string, len(auditCSVHeader))
+	row[0] = "INCOMPLETE"
+	row[10] = why
+	return row
 }
 
 // csvSafe keeps a spreadsheet from taking a cell for a formula: a cell

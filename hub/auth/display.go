@@ -27,8 +27,10 @@ var displayRoutes = map[string]bool{
 }
 
 // displayRecheck is how often a display's socket reads its display again,
-// besides being closed at once when revoked.
-const displayRecheck = time.Hour
+// besides being closed at once when revoked: should the revocation's
+// broadcast be lost (a broker outage), a revoked screen is cut off within
+// this.
+const displayRecheck = time.Minute
 
 // displayCookieMaxAge is as long as browsers keep a cookie (400 days).
 const displayCookieMaxAge = 400 * 24 * 60 * 60

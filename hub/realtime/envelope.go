@@ -21,6 +21,8 @@ import (
 //
 //	event:    seq (8, big-endian) | commit time, Unix µs (8) | frame
 //	update:   frame (a snapshot feed's update frame)
+//	ordered:  len(key) (1) | key | seq (8) | frame (an update about key as
+//	          of seq; an older one about the same key is dropped)
 //	presence: query (1: 0 or 1) | JSON list of wire.Person
 //	typing:   len(user id) (1) | user id | frame
 //	end:      len(session id) (1) | session id | len(user id) (1) | user id
@@ -30,7 +32,7 @@ type envelope struct {
 	seq       int64
 	at        time.Time
 	query     bool
-	user      string // typing: the typist; end: the user whose sessions end
+	user      string // typing: the typist; end: the user whose sessions end; ordered: the key
 	sessionID string
 	// body is the frame (event, update, typing) or the presence list; it
 	// aliases the payload, so it is shared, never changed.
@@ -40,6 +42,7 @@ type envelope struct {
 const (
 	kindEvent    byte = 'e'
 	kindUpdate   byte = 'u'
+	kindOrdered  byte = 'o'
 	kindPresence byte = 'p'
 	kindTyping   byte = 't'
 	kindEnd      byte = 'x'
@@ -93,6 +96,11 @@ func decodeEnvelope(payload []byte) (envelope, error) {
 		env.body = rest[16:]
 	case kindUpdate:
 		env.body = rest
+	case kindOrdered:
+		if env.user, rest, ok = readShort(rest); !ok || len(rest) < 8 {
+			return envelope{}, errBadEnvelope
+		}
+		env.seq, env.body = int64(binary.BigEndian.Uint64(rest)), rest[8:]
 	case kindPresence:
 		if len(rest) < 1 {
 			return envelope{}, errBadEnvelope

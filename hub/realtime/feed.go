@@ -48,6 +48,30 @@ type SnapshotFeed interface {
 	Snapshot(ctx context.Context, c rooms.Caller, key string) (any, error)
 }
 
+// An Ordered update says what it is about and as of when (a referral and
+// its seq): a subscriber is never sent one older than what it already holds
+// about the same key, whichever node published it and in whatever order
+// they arrive. A snapshot whose data is an OrderedSnapshot says what it
+// holds.
+type Ordered interface {
+	OrderKey() (key string, seq int64)
+}
+
+// An OrderedSnapshot is snapshot data that says, for each key it holds, as
+// of which seq.
+type OrderedSnapshot interface {
+	OrderSeqs() map[string]int64
+}
+
+func orderOf(data any) (string, int64) {
+	if o, ok := data.(Ordered); ok {
+		if key, seq := o.OrderKey(); key != "" && len(key) <= 255 {
+			return key, seq
+		}
+	}
+	return "", 0
+}
+
 // A ScopedFeed is a feed without keys whose one topic name stands for a
 // different topic for each caller: "user" is the caller's own feed,
 // "wallboard" their organisation's. Scope returns the caller's key; the hub

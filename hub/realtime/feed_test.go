@@ -491,3 +491,35 @@ func TestShutdownWaitsForTheRepairsItStarted(t *testing.T) {
 		t.Fatal("Shutdown did not return once the repair ended")
 	}
 }
+
+// orderedUpdate is an update about a key as of a seq.
+type orderedUpdate struct {
+	Key string `json:"key"`
+	Seq int64  `json:"seq"`
+}
+
+func (u orderedUpdate) OrderKey() (string, int64) { return u.Key, u.Seq }
+
+// An update older than what a subscriber already holds about the same key
+// is not sent to it: commits on one referral may publish out of order.
+func TestOrderedUpdatesNeverGoBackwards(t *testing.T) {
+	feed := &boardFeed{allowed: "u1", n: 1}
+	h := newHub(t, realtime.Config{Node: "test"}, feed)
+	sub := newFakeSub("u1")
+	s, err := h.Subscribe(context.Background(), sub, "board:p1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.End()
+	sub.waitFrames(t, 1)
+	for _, u := range []orderedUpdate{{"a", 2}, {"a", 1}, {"b", 1}, {"a", 2}, {"a", 3}} {
+		if err := h.Update("board:p1", u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub.wait(t, "three updates", func(fs []wire.ServerFrame) bool { return len(updatesOf(fs)) >= 3 })
+	want := []string{`{"key":"a","seq":2}`, `{"key":"b","seq":1}`, `{"key":"a","seq":3}`}
+	if got := updatesOf(sub.received()); !slices.Equal(got, want) {
+		t.Fatalf("updates %v; want %v: the older and the repeated state of a dropped", got, want)
+	}
+}

@@ -261,10 +261,17 @@ func (h *Hub) Update(topicName string, data any) error {
 	if len(frame) > wire.MaxFrame {
 		return fmt.Errorf("update of %s is %d bytes, more than a frame holds", topicName, len(frame))
 	}
+	key, seq := orderOf(data)
 	if t, ok := h.lookup(topicName).(*snapshotTopic); ok {
-		t.deliver(frame)
+		t.deliver(frame, key, seq)
 	}
-	env := append(header(kindUpdate, h.cfg.Node, len(frame)), frame...)
+	var env []byte
+	if key == "" {
+		env = append(header(kindUpdate, h.cfg.Node, len(frame)), frame...)
+	} else {
+		env = appendShort(header(kindOrdered, h.cfg.Node, 1+len(key)+8+len(frame)), key)
+		env = append(binary.BigEndian.AppendUint64(env, uint64(seq)), frame...)
+	}
 	h.publish(topicName, env)
 	return nil
 }
@@ -347,8 +354,11 @@ func (h *Hub) Deliver(topicName string, payload []byte) {
 			t.typing(env.user, env.body, nil)
 		}
 	case *snapshotTopic:
-		if env.kind == kindUpdate {
-			t.deliver(env.body)
+		switch env.kind {
+		case kindUpdate:
+			t.deliver(env.body, "", 0)
+		case kindOrdered:
+			t.deliver(env.body, env.user, env.seq)
 		}
 	}
 }

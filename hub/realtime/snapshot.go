@@ -2,6 +2,7 @@ package realtime
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -30,11 +31,37 @@ type snapshotTopic struct {
 // updates queue in held.
 type snapshotSub struct {
 	live bool
-	held [][]byte
+	held []heldUpdate
+	// seen is, for ordered updates, the seq of what the subscriber holds
+	// about each key: its snapshot's, then each update's.
+	seen map[string]int64
 	// gen numbers the snapshot reads for this subscriber: only the latest
 	// may be sent, or an older snapshot would overwrite updates the client
 	// already holds (a refresh and the subscribe's own read can overlap).
 	gen int
+}
+
+// heldUpdate is an update waiting for its subscriber's snapshot.
+type heldUpdate struct {
+	frame []byte
+	key   string
+	seq   int64
+}
+
+// fresh reports whether an update about key as of seq is newer than what
+// the subscriber holds, and notes that it now holds it.
+func (ss *snapshotSub) fresh(key string, seq int64) bool {
+	if key == "" {
+		return true
+	}
+	if have, ok := ss.seen[key]; ok && seq <= have {
+		return false
+	}
+	if ss.seen == nil {
+		ss.seen = map[string]int64{}
+	}
+	ss.seen[key] = seq
+	return true
 }
 
 // maxHeld bounds the updates held for one subscriber while its snapshot is
@@ -76,6 +103,13 @@ func (t *snapshotTopic) sendSnapshot(ctx context.Context, s Subscriber) error {
 		return err
 	}
 	frame := EncodeFrame(wire.ServerFrame{Type: wire.TypeSnapshot, Topic: t.public, Data: appendJSON(nil, data)})
+	if len(frame) > wire.MaxFrame {
+		return fmt.Errorf("snapshot of %s is %d bytes, more than a frame holds", t.topic, len(frame))
+	}
+	var seen map[string]int64
+	if os, ok := data.(OrderedSnapshot); ok {
+		seen = os.OrderSeqs()
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if cur, ok := t.subs[s]; !ok || cur != ss || ss.gen != gen {
@@ -84,24 +118,30 @@ func (t *snapshotTopic) sendSnapshot(ctx context.Context, s Subscriber) error {
 	if !s.Send(Frame{Data: frame}) {
 		return nil
 	}
+	ss.seen = seen
 	for _, u := range ss.held {
-		s.Send(Frame{Data: u})
+		if ss.fresh(u.key, u.seq) {
+			s.Send(Frame{Data: u.frame})
+		}
 	}
 	ss.held, ss.live = nil, true
 	return nil
 }
 
 // deliver sends an update frame to every subscriber, holding it for those
-// whose snapshot has not gone out yet.
-func (t *snapshotTopic) deliver(frame []byte) {
+// whose snapshot has not gone out yet. An ordered update (key set) older
+// than what a subscriber holds about key is dropped for it.
+func (t *snapshotTopic) deliver(frame []byte, key string, seq int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for s, ss := range t.subs {
 		switch {
 		case ss.live:
-			s.Send(Frame{Data: frame})
+			if ss.fresh(key, seq) {
+				s.Send(Frame{Data: frame})
+			}
 		case len(ss.held) < maxHeld:
-			ss.held = append(ss.held, frame)
+			ss.held = append(ss.held, heldUpdate{frame: frame, key: key, seq: seq})
 		default:
 			s.Close(DisconnectTooSlow)
 		}

@@ -105,3 +105,6 @@ CREATE TABLE displays (
 	revoked_at   timestamptz
 );
 CREATE INDEX displays_organisation_idx ON displays (organisation, created_at);
+
+-- The wallboard reads an organisation's referrals of the last seven days.
+CREATE INDEX referrals_receiving_updated_idx ON referrals (receiving_organisation, updated_at);

@@ -104,3 +104,6 @@ CREATE TABLE displays (
 	revoked_at   INTEGER
 ) STRICT;
 CREATE INDEX displays_by_organisation ON displays (organisation, created_at);
+
+-- The wallboard reads an organisation's referrals of the last seven days.
+CREATE INDEX referrals_receiving_updated_idx ON referrals (receiving_organisation, updated_at);
