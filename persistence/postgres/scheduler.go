@@ -38,6 +38,10 @@ var schedulerKeepalive = map[string]string{
 	"tcp_keepalives_idle":     "5",
 	"tcp_keepalives_interval": "2",
 	"tcp_keepalives_count":    "3",
+	// Keepalives start only once nothing is in flight: a reply the dead
+	// node never acknowledged would be retransmitted for many minutes.
+	// This bounds that too (milliseconds).
+	"tcp_user_timeout": "10000",
 }
 
 // schedulerLock is a Store's hold on the scheduler's advisory lock.
