@@ -102,9 +102,6 @@ type command struct {
 	// run executes inside the transaction with the referral locked (nil for
 	// a new referral) and returns the events appended and the audit detail.
 	run func(ctx context.Context, tx Tx, r *Referral) (events []Event, detail string, err error)
-	// system marks the platform's own commands (the scheduler's
-	// reminders), which act on referrals nobody has shown it.
-	system bool
 }
 
 // execute runs c exactly once per (caller, ref). It returns the events the
@@ -145,7 +142,7 @@ func (s *Service) execute(ctx context.Context, c command) ([]Event, commandResul
 			// and audited without its patient: the entry is in the
 			// caller's organisation's trail, which must not learn who the
 			// referral is about, nor that it exists.
-			if !c.system && !CanView(c.caller.User, locked) {
+			if !CanView(c.caller.User, locked) {
 				return NotFound("referral")
 			}
 			current = &locked
