@@ -25,6 +25,7 @@ import (
 	"patientpass/persistence/postgres/pgtest"
 	"patientpass/persistence/sqlite"
 	"patientpass/rooms"
+	"patientpass/static"
 )
 
 // testPassword is every test user's password.
@@ -113,7 +114,7 @@ func newEnvWith(t testing.TB, store rooms.Store, adjust func(*envConfig)) *env {
 	e.base = "http://" + e.srv.Listener.Addr().String()
 	cfg := envConfig{Config: hub.Config{
 		Store: store, Metrics: e.metrics, Logger: zerolog.New(io.Discard), PublicURL: e.base,
-		SessionKeys: [][]byte{bytes.Repeat([]byte{7}, 32)},
+		SessionKeys: [][]byte{bytes.Repeat([]byte{7}, 32)}, UI: static.FS(),
 	}, realtime: realtime.Config{Node: "test"}}
 	adjust(&cfg)
 	rt, err := realtime.New(cfg.realtime, cfg.Logger, e.metrics, cfg.broker)

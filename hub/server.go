@@ -15,6 +15,7 @@ package hub
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"sync"
@@ -70,6 +71,8 @@ type Config struct {
 	Hashes *password.Limiter
 	// RegistrationsPerHour bounds registrations per client address (0: 30).
 	RegistrationsPerHour int
+	// UI is the browser UI (package static); none when nil.
+	UI fs.FS
 }
 
 // Server serves the HTTP API.
@@ -118,6 +121,11 @@ func NewServer(cfg Config) (*Server, error) {
 	mux.Handle("GET /ws", ws.NewServer(cfg.Service, cfg.Realtime, s.auth, cfg.Service.Clock(), cfg.Logger, cfg.Metrics, s.origin(), cfg.WS))
 	s.auth.Routes(mux)
 	api.New(cfg.Service, cfg.Realtime).Routes(mux, s.auth)
+	if cfg.UI != nil {
+		if err := uiRoutes(mux, cfg.UI); err != nil {
+			return nil, fmt.Errorf("browser UI: %w", err)
+		}
+	}
 	s.handler = s.secure(cfg.Metrics.Middleware(mux))
 	return s, nil
 }

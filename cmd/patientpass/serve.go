@@ -19,6 +19,7 @@ import (
 	"patientpass/hub/metrics"
 	"patientpass/hub/realtime"
 	"patientpass/rooms"
+	"patientpass/static"
 )
 
 // serve runs a node until ctx ends, then shuts down in order: stop accepting
@@ -90,6 +91,7 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	srv, err := hub.NewServer(hub.Config{
 		Service: svc, Store: store, Realtime: rt, Metrics: m, Logger: log, PublicURL: cfg.PublicURL,
 		SessionKeys: keys, Checks: []hub.Check{{Name: "store", Pinger: store}}, RegistrationsPerHour: cfg.Registrations,
+		UI: static.FS(),
 	})
 	if err != nil {
 		return err

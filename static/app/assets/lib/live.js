@@ -1,0 +1,154 @@
+// The live connection: one WebSocket per tab, reconnecting by itself with
+// jittered backoff, resubscribing every topic (rooms from the last seq seen,
+// so nothing is missed), and re-sending the commands not yet acknowledged
+// under their original ref (the server applies a ref once). A command's
+// promise resolves on its ack — never before the server has committed it.
+
+import { newRef } from './api.js';
+
+const listeners = new Set();
+const subs = new Map(); // topic -> {after, handlers}
+const pending = new Map(); // ref -> {frame, resolve}
+let ws = null;
+let state = 'connecting';
+let attempt = 0;
+let timer = null;
+let stopped = false;
+
+function setState(s) {
+  if (state === s) return;
+  state = s;
+  for (const fn of listeners) fn(s);
+}
+
+function send(frame) {
+  if (ws && ws.readyState === WebSocket.OPEN) {
+    ws.send(JSON.stringify(frame));
+    return true;
+  }
+  return false;
+}
+
+function subscribeFrame(topic, sub) {
+  const f = { type: 'subscribe', topic };
+  if (topic.startsWith('referral:')) f.after = sub.after;
+  return f;
+}
+
+function connect() {
+  if (stopped) return;
+  clearTimeout(timer);
+  const proto = location.protocol === 'https:' ? 'wss://' : 'ws://';
+  const sock = new WebSocket(proto + location.host + '/ws');
+  ws = sock;
+  sock.onopen = () => {
+    attempt = 0;
+    setState('live');
+    for (const [topic, sub] of subs) send(subscribeFrame(topic, sub));
+    for (const p of pending.values()) send(p.frame);
+  };
+  sock.onmessage = (m) => {
+    let f;
+    try { f = JSON.parse(m.data); } catch (e) { return; }
+    dispatch(f);
+  };
+  sock.onclose = (ev) => {
+    if (ws !== sock) return;
+    ws = null;
+    if (ev.code === 4001) {
+      setState('ended');
+      stopped = true;
+      for (const p of pending.values()) p.resolve({ ok: false, error: { code: 'unauthenticated', message: 'Your session has ended; log in again.' } });
+      pending.clear();
+      return;
+    }
+    setState('reconnecting');
+    attempt++;
+    const wait = Math.min(10000, 250 * 2 ** Math.min(attempt, 6)) * (0.5 + Math.random() / 2);
+    timer = setTimeout(connect, wait);
+  };
+}
+
+function dispatch(f) {
+  if (f.type === 'ack' || (f.type === 'error' && f.ref)) {
+    const p = pending.get(f.ref);
+    if (!p) return;
+    if (f.type === 'error' && f.code === 'rate_limited') {
+      setTimeout(() => send(p.frame), 1000); // not executed: safe to send again
+      return;
+    }
+    pending.delete(f.ref);
+    p.resolve(f.type === 'ack' ? { ok: true, seq: f.seq, referral: f.referral } : { ok: false, error: f });
+    return;
+  }
+  const sub = f.topic && subs.get(f.topic);
+  if (!sub) return;
+  const h = sub.handlers;
+  switch (f.type) {
+    case 'event':
+      if (f.seq <= sub.after) return; // seen already
+      sub.after = f.seq;
+      h.onEvent && h.onEvent(f.event, f.seq);
+      break;
+    case 'subscribed':
+      h.onSubscribed && h.onSubscribed(f.head);
+      break;
+    case 'snapshot':
+      h.onSnapshot && h.onSnapshot(f.data);
+      break;
+    case 'update':
+      h.onUpdate && h.onUpdate(f.data);
+      break;
+    case 'presence':
+      h.onPresence && h.onPresence(f.users || []);
+      break;
+    case 'typing':
+      h.onTyping && h.onTyping(f.user);
+      break;
+    case 'error':
+      h.onError && h.onError(f);
+      break;
+  }
+}
+
+export const live = {
+  start() {
+    if (ws || stopped) return;
+    setState('connecting');
+    connect();
+  },
+  stop() {
+    stopped = true;
+    clearTimeout(timer);
+    if (ws) ws.close(1000);
+    ws = null;
+    subs.clear();
+    pending.clear();
+  },
+  state: () => state,
+  onState(fn) { listeners.add(fn); return () => listeners.delete(fn); },
+  // subscribe follows a topic. For a room, after is the last seq the page
+  // holds; events after it arrive in order, then live. Returns the
+  // function that ends the subscription.
+  subscribe(topic, handlers, after = 0) {
+    const sub = { after, handlers };
+    subs.set(topic, sub);
+    send(subscribeFrame(topic, sub));
+    return () => {
+      if (subs.get(topic) !== sub) return;
+      subs.delete(topic);
+      send({ type: 'unsubscribe', topic });
+    };
+  },
+  // command sends a message, plan_edit or transition frame and resolves
+  // with {ok, seq} on its ack or {ok:false, error} on its refusal.
+  command(frame) {
+    const f = { ...frame, ref: frame.ref || newRef() };
+    return new Promise((resolve) => {
+      pending.set(f.ref, { frame: f, resolve });
+      send(f);
+    });
+  },
+  typing(referral) { send({ type: 'typing', referral }); },
+  read(referral, seq) { send({ type: 'read', referral, seq }); },
+};
