@@ -88,7 +88,8 @@ function App() {
     setMe(r.ok ? r.data : null);
     return r;
   }, []);
-  useEffect(() => { reload(); }, []);
+  // A wall display has no user: its page asks nothing of /api/me.
+  useEffect(() => { if (path !== '/wallboard') reload(); }, []);
   useEffect(() => whenLoggedOut(() => { live.stop(); setMe(null); }), []);
   useEffect(() => { if (me) live.start(); }, [me]);
 
