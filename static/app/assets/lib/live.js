@@ -7,7 +7,7 @@
 import { newRef } from './api.js';
 
 const listeners = new Set();
-const subs = new Map(); // topic -> {after, handlers}
+const subs = new Map(); // topic -> {after, handlers: Set}
 const pending = new Map(); // ref -> {frame, resolve}
 let ws = null;
 let state = 'connecting';
@@ -83,37 +83,27 @@ function dispatch(f) {
   }
   const sub = f.topic && subs.get(f.topic);
   if (!sub) return;
-  const h = sub.handlers;
-  switch (f.type) {
-    case 'event':
-      if (f.seq <= sub.after) return; // seen already
-      sub.after = f.seq;
-      h.onEvent && h.onEvent(f.event, f.seq);
-      break;
-    case 'subscribed':
-      h.onSubscribed && h.onSubscribed(f.head);
-      break;
-    case 'snapshot':
-      h.onSnapshot && h.onSnapshot(f.data);
-      break;
-    case 'update':
-      h.onUpdate && h.onUpdate(f.data);
-      break;
-    case 'presence':
-      h.onPresence && h.onPresence(f.users || []);
-      break;
-    case 'typing':
-      h.onTyping && h.onTyping(f.user);
-      break;
-    case 'error':
-      h.onError && h.onError(f);
-      break;
+  if (f.type === 'event') {
+    if (f.seq <= sub.after) return; // seen already
+    sub.after = f.seq;
+  }
+  for (const h of sub.handlers) {
+    switch (f.type) {
+      case 'event': h.onEvent && h.onEvent(f.event, f.seq); break;
+      case 'subscribed': h.onSubscribed && h.onSubscribed(f.head); break;
+      case 'snapshot': h.onSnapshot && h.onSnapshot(f.data); break;
+      case 'update': h.onUpdate && h.onUpdate(f.data); break;
+      case 'presence': h.onPresence && h.onPresence(f.users || []); break;
+      case 'typing': h.onTyping && h.onTyping(f.user); break;
+      case 'error': h.onError && h.onError(f); break;
+    }
   }
 }
 
 export const live = {
   start() {
-    if (ws || stopped) return;
+    if (ws) return;
+    stopped = false;
     setState('connecting');
     connect();
   },
@@ -128,14 +118,29 @@ export const live = {
   state: () => state,
   onState(fn) { listeners.add(fn); return () => listeners.delete(fn); },
   // subscribe follows a topic. For a room, after is the last seq the page
-  // holds; events after it arrive in order, then live. Returns the
-  // function that ends the subscription.
+  // holds; events after it arrive in order, then live (one component per
+  // room). Several components may follow a snapshot topic ("user",
+  // "system"): a new one makes the topic subscribe again, so every one of
+  // them is sent a fresh snapshot. Returns the function that stops
+  // following.
   subscribe(topic, handlers, after = 0) {
-    const sub = { after, handlers };
-    subs.set(topic, sub);
-    send(subscribeFrame(topic, sub));
+    let sub = subs.get(topic);
+    if (sub && topic.startsWith('referral:')) {
+      sub.handlers = new Set([handlers]);
+      sub.after = after;
+      send({ type: 'unsubscribe', topic });
+      send(subscribeFrame(topic, sub));
+    } else if (sub) {
+      sub.handlers.add(handlers);
+      send({ type: 'unsubscribe', topic });
+      send(subscribeFrame(topic, sub));
+    } else {
+      sub = { after, handlers: new Set([handlers]) };
+      subs.set(topic, sub);
+      send(subscribeFrame(topic, sub));
+    }
     return () => {
-      if (subs.get(topic) !== sub) return;
+      if (subs.get(topic) !== sub || !sub.handlers.delete(handlers) || sub.handlers.size > 0) return;
       subs.delete(topic);
       send({ type: 'unsubscribe', topic });
     };

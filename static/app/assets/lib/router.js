@@ -18,6 +18,7 @@ document.addEventListener('click', (e) => {
   if (!a || a.target || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey) return;
   const url = new URL(a.href, location.href);
   if (url.origin !== location.origin || url.pathname.startsWith('/api/') || url.pathname === '/display') return;
+  if (url.pathname === location.pathname && url.hash) return; // a link within the page (an error summary's)
   e.preventDefault();
   navigate(url.pathname + url.search);
 });
