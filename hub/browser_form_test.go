@@ -204,7 +204,7 @@ func TestBrowserReferralListIsLive(t *testing.T) {
 	// The triage clocks run on the server's time; the browser counts down
 	// on its own, so the server's clock is set to the real one.
 	now := time.Now()
-	e.referralAt(referrer, now.Add(-2*time.Hour), "emergency", "Arthur Jones", "4010232137")   // due an hour ago
+	e.referralAt(referrer, now.Add(-2*time.Hour), "emergency", "Arthur Jones", "4010232137")  // due an hour ago
 	e.referralAt(referrer, now.Add(-210*time.Minute), "urgent", "Gwen Roberts", "9434765870") // 30 min of 4 h left
 	e.clock.Set(now)
 

@@ -49,6 +49,18 @@ export function triageState(r, now = Date.now()) {
   return 'running';
 }
 
+// timeLeft is how long until the deadline, or how long past it, in
+// words: "45 min", "2 h 10 min", "3 days 4 h" (days once it is a day or
+// more, so a long overdue referral reads plainly).
+export function timeLeft(due, now = Date.now()) {
+  const min = Math.floor(Math.abs(new Date(due).getTime() - now) / 60000);
+  const d = Math.floor(min / 1440);
+  const h = Math.floor((min % 1440) / 60);
+  const m = min % 60;
+  if (d > 0) return d + (d === 1 ? ' day' : ' days') + (h ? ' ' + h + ' h' : '');
+  return h > 0 ? h + ' h ' + m + ' min' : m + ' min';
+}
+
 // triageWindows describes a pathway's triage policy, by priority, as help
 // text: "Triage within 1 hour of submission".
 export function triageWindows(policy) {

@@ -8,7 +8,7 @@ import { navigate } from '../lib/router.js';
 import { useSession, hasRole } from '../lib/session.js';
 import { ErrorSummary, useTitle } from '../lib/ui.js';
 import * as format from '../lib/format.js';
-import { statuses, statusLabel, priorities, priorityLabel, triageState } from '../lib/referral-text.js';
+import { statuses, statusLabel, priorities, priorityLabel, triageState, timeLeft } from '../lib/referral-text.js';
 
 // Status filters offered besides each single status.
 const statusGroups = [
@@ -175,9 +175,8 @@ function ReferralTable({ list, unread, now }) {
 function TriageDue({ r, now }) {
   const state = triageState(r, now);
   if (!state) return html`<span class="muted">${r.triaged_at ? 'Triaged ' + format.time(r.triaged_at) : '—'}</span>`;
-  const left = format.countdown(r.triage_due_at, now);
-  const text = state === 'overdue' ? 'Overdue by ' + left.replace(/^overdue /, '')
-    : state === 'due-soon' ? 'Due soon: ' + left + ' left' : left + ' left';
+  const left = timeLeft(r.triage_due_at, now);
+  const text = state === 'overdue' ? 'Overdue by ' + left : state === 'due-soon' ? 'Due soon: ' + left + ' left' : left + ' left';
   return html`<span class=${state === 'running' ? 'due' : 'due ' + state}>
     ${text}<span class="due-at"> (by ${format.time(r.triage_due_at)})</span>
   </span>`;
