@@ -1,0 +1,292 @@
+package hub_test
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"patientpass/rooms"
+)
+
+// The workflow's pages in a real browser: the triage board, the wallboard
+// on a display, admin and the notification bell, each followed live while
+// other people act through the API.
+
+// withCheckDigit completes nine digits into a valid NHS number, or returns
+// "" when those nine have none (check digit 10).
+func withCheckDigit(nine string) string {
+	sum := 0
+	for i, d := range nine {
+		sum += int(d-'0') * (10 - i)
+	}
+	check := 11 - sum%11
+	if check == 11 {
+		check = 0
+	}
+	if check == 10 {
+		return ""
+	}
+	return nine + strconv.Itoa(check)
+}
+
+// patients are the seeded referrals' patients, so screenshots look real.
+var patients = []struct{ name, dob, sex string }{
+	{"Margaret Evans", "1949-03-14", "female"},
+	{"John Okafor", "1958-07-02", "male"},
+	{"Priya Shah", "1971-11-23", "female"},
+	{"David Hughes", "1944-01-30", "male"},
+	{"Siân Roberts", "1962-05-09", "female"},
+	{"Tomasz Nowak", "1955-09-17", "male"},
+}
+
+// referralFor creates a submitted referral of the given priority for the
+// i-th seeded patient, as the browser c.
+func (c *client) referralFor(i int, priority string) string {
+	c.e.t.Helper()
+	p := patients[i%len(patients)]
+	nhs := ""
+	for n := 0; nhs == ""; n++ {
+		nhs = withCheckDigit(fmt.Sprintf("94%07d", 3476500+i*37+n))
+	}
+	body := referralBody(rooms.NewID())
+	body["priority"] = priority
+	body["patient"] = map[string]any{"nhs_number": nhs, "name": p.name, "date_of_birth": p.dob, "sex": p.sex}
+	res := c.do("POST", "/api/referrals", body)
+	if res.status != 201 {
+		c.e.t.Fatalf("create referral = %d %s", res.status, res.raw)
+	}
+	return res.body["id"].(string)
+}
+
+// move makes a transition through the API.
+func (c *client) move(id, to string, extra map[string]any) {
+	c.e.t.Helper()
+	body := map[string]any{"ref": rooms.NewID(), "to": to}
+	for k, v := range extra {
+		body[k] = v
+	}
+	if res := c.do("POST", "/api/referrals/"+id+"/transitions", body); res.status != 200 {
+		c.e.t.Fatalf("move %s to %s = %d %s", id, to, res.status, res.raw)
+	}
+}
+
+// loginTOTP logs an admin in through the login page with a fresh code.
+func (b *browser) loginTOTP(e *env, email, secret string) {
+	b.t.Helper()
+	e.clock.Advance(30 * time.Second) // the enrolment spent the current code
+	b.do(
+		chromedp.Navigate(e.base+"/login"),
+		chromedp.WaitVisible(chromedp.ID("email")),
+		chromedp.SendKeys(chromedp.ID("email"), email),
+		chromedp.SendKeys(chromedp.ID("password"), testPassword+"\n"),
+		chromedp.WaitVisible(chromedp.ID("totp")),
+		chromedp.SendKeys(chromedp.ID("totp"), e.code(secret)+"\n"),
+		chromedp.WaitVisible(chromedp.CSS("header.top")),
+	)
+}
+
+// open loads path afresh once logged in. The shell's live connection is
+// stopped for good by the 401 of the login page's "who is signed in?", so
+// a page that must be live is loaded after logging in. The login's own
+// 401s (no session yet; a password without its code) are expected; any
+// other error so far fails the test.
+func (b *browser) open(base, path string) {
+	b.t.Helper()
+	b.noConsoleErrors(loggedOut)
+	b.do(chromedp.Navigate(base+path), chromedp.WaitVisible(chromedp.CSS("header.top")))
+}
+
+// js quotes s as a JavaScript string literal.
+func js(s string) string { return strconv.Quote(s) }
+
+// seedBoard gives the receiving team a morning's queue: one emergency
+// overdue, one due soon, one claimed, others waiting. The clock moves in
+// steps shorter than the sessions' idle timeout, so the referrer stays
+// logged in; the receiving team logs in after.
+func seedBoard(e *env, referrer *client) (claimable string) {
+	e.t.Helper()
+	referrer.referralFor(0, "emergency") // 09:00, due 10:00: overdue by 10:10
+	referrer.referralFor(1, "routine")
+	e.clock.Advance(25 * time.Minute)
+	referrer.referralFor(2, "emergency") // 09:25, due 10:25: due soon by 10:10
+	claimable = referrer.referralFor(3, "urgent")
+	e.clock.Advance(25 * time.Minute)
+	referrer.referralFor(4, "urgent")
+	e.clock.Advance(20 * time.Minute) // 10:10
+	return claimable
+}
+
+func TestBrowserBoardIsLive(t *testing.T) {
+	e := newEnv(t, openEmbedded(t))
+	referrer := e.login(e.user("RJR", rooms.UserActive, rooms.RoleClinician).Email)
+	claimable := seedBoard(e, referrer)
+	coord := e.user("RET", rooms.UserActive, rooms.RoleCoordinator)
+	spec := e.login(e.user("RET", rooms.UserActive, rooms.RoleSpecialist).Email)
+
+	b := newBrowser(t, 1400)
+	b.login(e.base, coord.Email)
+	b.open(e.base, "/board")
+	b.waitJS("the seeded queue", `document.querySelectorAll('table.board tbody tr').length === 5`)
+	if n := eval[int](b, `document.querySelectorAll('table.board tr.overdue').length`); n != 1 {
+		t.Fatalf("%d overdue rows; want the emergency submitted at 09:00", n)
+	}
+	if n := eval[int](b, `document.querySelectorAll('table.board tr.due-soon').length`); n != 1 {
+		t.Fatalf("%d rows due soon; want the emergency submitted at 09:25", n)
+	}
+	first := eval[string](b, `document.querySelector('table.board tbody tr .patient').textContent`)
+	if first != patients[0].name {
+		t.Fatalf("first row is %q; want the earliest deadline, %s", first, patients[0].name)
+	}
+	if nhs := b.text(`table.board tbody tr .nhs`); !strings.Contains(nhs, " ") || len(strings.ReplaceAll(strings.TrimPrefix(nhs, "NHS "), " ", "")) != 10 {
+		t.Fatalf("NHS number shown as %q; want 3-3-4", nhs)
+	}
+
+	// Claiming from the board moves the referral to in triage and gives it
+	// to the coordinator.
+	row := `document.querySelector('tr[data-id=` + js(claimable) + `]')`
+	b.do(chromedp.Click(chromedp.CSS(`tr[data-id="` + claimable + `"] .board-actions button.primary`)))
+	b.waitJS("the claim", row+`.dataset.status === 'in_triage' && `+row+`.querySelector('.assignee').textContent === `+js(coord.Name))
+
+	// A new referral appears, then follows the specialist's moves.
+	id := referrer.referralFor(5, "emergency")
+	row = `document.querySelector('tr[data-id=` + js(id) + `]')`
+	b.waitJS("the new referral on the board", row)
+	if got := eval[string](b, row+`.querySelector('.status').textContent`); got != "submitted" {
+		t.Fatalf("new referral's status shows %q", got)
+	}
+	if got := eval[string](b, row+`.querySelector('.unread').textContent`); got == "" {
+		t.Fatalf("a new referral shows nothing unread")
+	}
+	spec.move(id, "in_triage", nil)
+	b.waitJS("the status changing live", row+` && `+row+`.querySelector('.status').textContent === 'in triage'`)
+	b.screenshot("board")
+	spec.move(id, "declined", map[string]any{"reason": "Not MSCC: imaging shows degenerative disease only"})
+	b.waitJS("the declined referral leaving the board", `!`+row)
+	if n := eval[int](b, `document.querySelectorAll('table.board tbody tr').length`); n != 5 {
+		t.Fatalf("%d rows after the decline; want 5", n)
+	}
+	b.noConsoleErrors()
+}
+
+func TestBrowserWallboardIsLive(t *testing.T) {
+	e := newEnv(t, openEmbedded(t))
+	_, admin, _ := e.enrolledAdmin("RET")
+	referrer := e.login(e.user("RJR", rooms.UserActive, rooms.RoleClinician).Email)
+	spec := e.login(e.user("RET", rooms.UserActive, rooms.RoleSpecialist).Email)
+	ids := []string{referrer.referralFor(0, "emergency"), referrer.referralFor(1, "urgent"), referrer.referralFor(2, "routine"), referrer.referralFor(3, "urgent")}
+	spec.move(ids[1], "in_triage", nil)
+	spec.move(ids[3], "in_triage", nil)
+	spec.move(ids[3], "accepted", map[string]any{"outcome": map[string]any{"bed_type": "neurosurgical"}})
+
+	res := admin.do("POST", "/api/admin/displays", map[string]any{"name": "Bed management office"})
+	if res.status != 201 {
+		t.Fatalf("create display = %d %s", res.status, res.raw)
+	}
+	displayID, url := res.body["id"].(string), res.body["url"].(string)
+
+	b := newBrowser(t, 1600)
+	b.do(chromedp.Navigate(e.base + url))
+	b.waitJS("the wallboard", `location.pathname === '/wallboard' && document.querySelector('.wb-tiles')`)
+	spinal := `document.querySelector('[data-bed="spinal"] strong').textContent`
+	if got := eval[string](b, spinal); got != "0" {
+		t.Fatalf("awaiting a spinal bed shows %q; want 0", got)
+	}
+	if n := eval[int](b, `document.querySelectorAll('input, select, textarea, button').length`); n != 0 {
+		t.Fatalf("the wallboard has %d inputs; want none", n)
+	}
+	page := eval[string](b, `document.body.innerText`)
+	for _, p := range patients[:4] {
+		if strings.Contains(page, p.name) {
+			t.Fatalf("the wallboard shows the name %q", p.name)
+		}
+	}
+
+	// An acceptance for a spinal bed and the OPEL level show live.
+	spec.move(ids[1], "accepted", map[string]any{"outcome": map[string]any{"bed_type": "spinal"}})
+	b.waitJS("awaiting a spinal bed: 1", spinal+` === '1'`)
+	if res := admin.do("PUT", "/api/wallboard/opel", map[string]any{"level": 3, "note": "ED full, two spinal beds closed"}); res.status != 200 {
+		t.Fatalf("set OPEL = %d %s", res.status, res.raw)
+	}
+	b.waitJS("OPEL 3", `document.querySelector('.wb-opel.opel-3 .wb-value')?.textContent === '3'`)
+	if res := admin.do("POST", "/api/admin/system-status", map[string]any{"level": "degraded", "message": "Imaging links are slow this morning"}); res.status != 201 {
+		t.Fatalf("post notice = %d %s", res.status, res.raw)
+	}
+	b.waitJS("the system notice", `document.querySelector('.wb-notice')?.textContent.includes('Imaging links are slow')`)
+	b.screenshot("wallboard")
+
+	if res := admin.do("DELETE", "/api/admin/displays/"+displayID, nil); res.status != 200 {
+		t.Fatalf("revoke = %d %s", res.status, res.raw)
+	}
+	b.waitJS("the display switched off", `document.body.innerText.includes('This display has been switched off by an administrator')`)
+	// A display is refused /api/me (the shell asks, and so does the page).
+	b.noConsoleErrors("403 (Forbidden) " + e.base + "/api/me")
+}
+
+func TestBrowserAdminApprovesAndPostsNotice(t *testing.T) {
+	e := newEnv(t, openEmbedded(t))
+	adminUser, _, secret := e.enrolledAdmin("RET")
+	pending := e.user("RET", rooms.UserPending, rooms.RoleSpecialist)
+	clinician := e.user("RJR", rooms.UserActive, rooms.RoleClinician)
+
+	other := newBrowser(t, 1280)
+	other.login(e.base, clinician.Email)
+	other.open(e.base, "/referrals")
+
+	b := newBrowser(t, 1280)
+	b.loginTOTP(e, adminUser.Email, secret)
+	b.open(e.base, "/admin")
+	approve := `tr[data-id="` + pending.ID + `"] button[data-action="approve"]`
+	b.do(chromedp.WaitVisible(chromedp.CSS(approve)), chromedp.Click(chromedp.CSS(approve)))
+	b.waitJS("the approval", `document.querySelector('#accounts .done')?.textContent === `+js(pending.Name+" approved."))
+	if res := e.client().loginWith(pending.Email, testPassword, ""); res.status != 200 {
+		t.Fatalf("the approved user cannot log in: %d %s", res.status, res.raw)
+	}
+
+	const message = "Patient Pass will be unavailable 22:00–22:15 tonight for maintenance"
+	b.waitJS("the notice form", `document.getElementById('notice-level')`)
+	eval[bool](b, `(() => { const s = document.getElementById('notice-level'); s.value = 'degraded'; s.dispatchEvent(new Event('change', { bubbles: true })); return true; })()`)
+	b.do(
+		chromedp.SendKeys(chromedp.ID("notice-message"), message),
+		chromedp.Click(chromedp.CSS(`#notice button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(".current-notice")),
+	)
+	other.waitJS("the banner on the clinician's page", `document.querySelector('.notice.notice-degraded')?.textContent.includes(`+js(message)+`)`)
+	b.screenshot("admin")
+	b.noConsoleErrors()
+	other.noConsoleErrors()
+}
+
+func TestBrowserNotificationsBell(t *testing.T) {
+	e := newEnv(t, openEmbedded(t))
+	coord := e.user("RET", rooms.UserActive, rooms.RoleCoordinator)
+	referrer := e.login(e.user("RJR", rooms.UserActive, rooms.RoleClinician).Email)
+
+	b := newBrowser(t, 1280)
+	b.login(e.base, coord.Email)
+	b.open(e.base, "/referrals")
+	bell := `document.querySelector('a.bell').getAttribute('aria-label')`
+	if got := eval[string](b, bell); got != "Notifications, 0 unread" {
+		t.Fatalf("bell says %q", got)
+	}
+	referrer.referralFor(0, "urgent")
+	b.waitJS("the bell counting the submission", bell+` === 'Notifications, 1 unread'`)
+	referrer.referralFor(1, "emergency")
+	b.waitJS("the bell counting the second", bell+` === 'Notifications, 2 unread'`)
+
+	// The page lists them newest first, linked to their referrals; marking
+	// one read brings the count down everywhere.
+	b.do(chromedp.Click(chromedp.CSS("a.bell")))
+	b.waitJS("the list", `document.querySelectorAll('.notification-list li.unread').length === 2`)
+	if href := eval[string](b, `document.querySelector('.notification-list li a').getAttribute('href')`); !strings.HasPrefix(href, "/referrals/") {
+		t.Fatalf("notification links to %q", href)
+	}
+	b.do(chromedp.Click(chromedp.CSS(".notification-list li.unread button")))
+	b.waitJS("one marked read", bell+` === 'Notifications, 1 unread' && document.querySelectorAll('.notification-list li.unread').length === 1`)
+	referrer.referralFor(2, "routine")
+	b.waitJS("a new one arriving on the open page", `document.querySelectorAll('.notification-list li.unread').length === 2 && `+bell+` === 'Notifications, 2 unread'`)
+	b.noConsoleErrors()
+}
