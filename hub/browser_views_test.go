@@ -41,6 +41,7 @@ var patients = []struct{ name, dob, sex string }{
 	{"David Hughes", "1944-01-30", "male"},
 	{"Siân Roberts", "1962-05-09", "female"},
 	{"Tomasz Nowak", "1955-09-17", "male"},
+	{"Aled Jones", "1939-12-04", "male"},
 }
 
 // referralFor creates a submitted referral of the given priority for the
@@ -174,13 +175,26 @@ func TestBrowserBoardIsLive(t *testing.T) {
 
 func TestBrowserWallboardIsLive(t *testing.T) {
 	e := newEnv(t, openEmbedded(t))
-	_, admin, _ := e.enrolledAdmin("RET")
+	// A morning's work: seven referrals, some triaged 25 minutes after
+	// submission, the first emergency past its deadline by 10:05.
 	referrer := e.login(e.user("RJR", rooms.UserActive, rooms.RoleClinician).Email)
 	spec := e.login(e.user("RET", rooms.UserActive, rooms.RoleSpecialist).Email)
-	ids := []string{referrer.referralFor(0, "emergency"), referrer.referralFor(1, "urgent"), referrer.referralFor(2, "routine"), referrer.referralFor(3, "urgent")}
-	spec.move(ids[1], "in_triage", nil)
-	spec.move(ids[3], "in_triage", nil)
+	var ids []string
+	for i, p := range []string{"emergency", "urgent", "routine", "urgent", "urgent", "routine"} {
+		ids = append(ids, referrer.referralFor(i, p))
+	}
+	e.clock.Advance(25 * time.Minute) // 09:25
+	for _, id := range []string{ids[1], ids[3], ids[4], ids[5]} {
+		spec.move(id, "in_triage", nil)
+	}
 	spec.move(ids[3], "accepted", map[string]any{"outcome": map[string]any{"bed_type": "neurosurgical"}})
+	spec.move(ids[4], "managed_remotely", map[string]any{"reason": "Stable; radiotherapy locally", "outcome": map[string]any{"advice": "Dexamethasone 16 mg; flat bed rest"}})
+	spec.move(ids[5], "more_info_needed", map[string]any{"reason": "Please send the MRI whole spine report"})
+	ids = append(ids, referrer.referralFor(6, "emergency"))
+	e.clock.Advance(25 * time.Minute) // 09:50
+	spec.move(ids[6], "in_triage", nil)
+	e.clock.Advance(15 * time.Minute) // 10:05
+	_, admin, _ := e.enrolledAdmin("RET")
 
 	res := admin.do("POST", "/api/admin/displays", map[string]any{"name": "Bed management office"})
 	if res.status != 201 {
@@ -289,4 +303,32 @@ func TestBrowserNotificationsBell(t *testing.T) {
 	referrer.referralFor(2, "routine")
 	b.waitJS("a new one arriving on the open page", `document.querySelectorAll('.notification-list li.unread').length === 2 && `+bell+` === 'Notifications, 2 unread'`)
 	b.noConsoleErrors()
+}
+
+func TestBrowserAdminSetsUpTOTPFromTheAccountPage(t *testing.T) {
+	e := newEnv(t, openEmbedded(t))
+	admin := e.user("RET", rooms.UserActive, rooms.RoleAdmin)
+
+	b := newBrowser(t, 1280)
+	b.login(e.base, admin.Email)
+	b.waitJS("the shell sending the admin to set up TOTP", `location.pathname === '/account' && document.querySelector('.error-summary')?.textContent.includes('two-factor')`)
+	b.do(chromedp.Click(chromedp.CSS(".totp button.primary")), chromedp.WaitVisible(chromedp.CSS("img.qr")))
+	if src := eval[string](b, `document.querySelector('img.qr').getAttribute('src')`); !strings.HasPrefix(src, "data:image/gif;base64,") {
+		t.Fatalf("QR code src %.40q; want a data: image", src)
+	}
+	if w := eval[int](b, `document.querySelector('img.qr').naturalWidth`); w < 100 {
+		t.Fatalf("QR code is %d px wide", w)
+	}
+	secret := strings.ReplaceAll(b.text(".totp .secret"), " ", "")
+	b.do(chromedp.SendKeys(chromedp.ID("totp-code"), e.code(secret)+"\n"))
+	b.waitJS("the recovery codes", `document.querySelectorAll('.recovery-codes li').length === 10`)
+	// TOTP is on: the password alone no longer logs in.
+	if res := e.client().loginWith(admin.Email, testPassword, ""); res.status != 401 {
+		t.Fatalf("password-only login after enrolment = %d %s", res.status, res.raw)
+	} else if _, field := res.errorField(); field != "totp" {
+		t.Fatalf("password-only login refused at %q; want totp", field)
+	}
+	// Before enrolment the shell's socket is refused (403: admins need
+	// TOTP first); the login page's own 401 is expected too.
+	b.noConsoleErrors(loggedOut, "WebSocket connection to 'ws://")
 }

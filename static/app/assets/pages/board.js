@@ -87,11 +87,15 @@ function useReceivingPathway(me) {
   return state;
 }
 
+// sameDay reports whether two times fall on the same local day.
+function sameDay(a, b) { return new Date(a).toDateString() === new Date(b).toDateString(); }
+
 function Due({ item, now }) {
   if (!onTheClock.includes(item.status)) return html`<span class="muted">clock stopped</span>`;
   if (!item.triage_due_at) return '';
+  const at = sameDay(item.triage_due_at, now) ? clock(item.triage_due_at) : time(item.triage_due_at);
   return html`<span class="countdown">${countdown(item.triage_due_at, now)}</span>
-    <span class="muted due-at">due ${clock(item.triage_due_at)}</span>`;
+    <span class="muted due-at">due ${at}</span>`;
 }
 
 // Actions are Claim (for a submitted referral: moving it to in_triage
@@ -111,14 +115,17 @@ function Actions({ item, me, team, onError }) {
   const claim = () => run(() => live.command({ type: 'transition', referral: item.id, to: 'in_triage' }));
   const assign = () => run(() => api.post('/api/referrals/' + item.id + '/assignee', { ref: newRef(), assignee_id: to }));
   const others = team.filter((p) => p.id !== me.user.id);
+  const mine = item.assignee && item.assignee.id === me.user.id;
   const held = item.assignee && item.assignee.id === to;
   return html`<div class="board-actions">
     ${item.status === 'submitted' ? html`<button class="primary" disabled=${busy} onClick=${claim}>Claim</button>` : ''}
-    ${others.length > 0 ? html`<select aria-label=${'Assign ' + item.short_ref + ' to'} value=${to} onChange=${(e) => setTo(e.target.value)}>
-        <option value=${me.user.id}>Me</option>
-        ${others.map((p) => html`<option value=${p.id}>${p.name}</option>`)}
-      </select>` : ''}
-    ${held ? '' : html`<button disabled=${busy} onClick=${assign}>${others.length > 0 ? 'Assign' : 'Assign to me'}</button>`}
+    ${others.length > 0
+      ? html`<select aria-label=${'Assign ' + item.short_ref + ' to'} value=${to} onChange=${(e) => setTo(e.target.value)}>
+          <option value=${me.user.id}>Me</option>
+          ${others.map((p) => html`<option value=${p.id}>${p.name}</option>`)}
+        </select>
+        <button class="assign" disabled=${busy || held} onClick=${assign}>Assign</button>`
+      : mine ? '' : html`<button class="assign" disabled=${busy} onClick=${assign}>Assign to me</button>`}
   </div>`;
 }
 

@@ -31,9 +31,10 @@ function Tile({ label, value, cls = '', children }) {
   </section>`;
 }
 
+// minutes shows a median: the number large, its unit small.
 function minutes(m) {
   if (m == null) return '—';
-  return m >= 90 ? (m / 60).toFixed(1) + ' h' : Math.round(m) + ' min';
+  return m >= 90 ? html`${(m / 60).toFixed(1)}<small> h</small>` : html`${Math.round(m)}<small> min</small>`;
 }
 
 function Tiles({ wb }) {
@@ -63,7 +64,7 @@ function Tiles({ wb }) {
     </${Tile}>
     <${Tile} label="Breaches today" cls=${'wb-breaches' + (wb.breaches_today ? ' wb-alert' : '')} value=${wb.breaches_today} />
     <${Tile} label="Median to triage" cls="wb-median" value=${minutes(median.today)}>
-      <span>today · 7 days <strong>${minutes(median['7d'])}</strong></span>
+      <span>today · 7 days <strong>${median['7d'] == null ? '—' : Math.round(median['7d']) + ' min'}</strong></span>
     </${Tile}>
   </div>`;
 }
