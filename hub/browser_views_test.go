@@ -1,12 +1,16 @@
 package hub_test
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 
 	"patientpass/rooms"
@@ -270,6 +274,30 @@ func TestBrowserAdminApprovesAndPostsNotice(t *testing.T) {
 	)
 	other.waitJS("the banner on the clinician's page", `document.querySelector('.notice.notice-degraded')?.textContent.includes(`+js(message)+`)`)
 	b.screenshot("admin")
+
+	// The audit trail's CSV is fetched with Accept: text/csv and saved
+	// from a Blob.
+	downloads := t.TempDir()
+	ctx, cancel := context.WithTimeout(b.ctx, waitFor)
+	defer cancel()
+	if _, err := chromedp.CallBrowser(ctx, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{
+		Behavior: cdpbrowser.SetDownloadBehaviorBehaviorAllow, DownloadPath: downloads}); err != nil {
+		t.Fatalf("allow downloads: %v", err)
+	}
+	b.do(chromedp.Click(chromedp.CSS("#audit button.download")))
+	var csv []byte
+	for deadline := time.Now().Add(waitFor); len(csv) == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no CSV was downloaded")
+		}
+		files, _ := filepath.Glob(filepath.Join(downloads, "audit-*.csv"))
+		if len(files) == 1 {
+			csv, _ = os.ReadFile(files[0])
+		}
+	}
+	if !strings.HasPrefix(string(csv), "id,at,actor_id,") || !strings.Contains(string(csv), "user.approve") {
+		t.Fatalf("downloaded CSV:\n%.300s", csv)
+	}
 	b.noConsoleErrors()
 	other.noConsoleErrors()
 }
