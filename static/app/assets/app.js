@@ -63,7 +63,7 @@ function Nav({ me, path }) {
     <nav aria-label="Main">
       ${link('/referrals', 'Referrals')}
       ${hasRole(me, 'clinician', 'specialist') ? link('/referrals/new', 'New referral') : ''}
-      ${hasRole(me, 'coordinator', 'specialist') ? link('/board', 'Triage board') : ''}
+      ${hasRole(me, 'coordinator', 'specialist') ? link('/board', 'Triage board') : hasRole(me, 'bed_manager') ? link('/board', 'OPEL level') : ''}
       ${hasRole(me, 'bed_manager', 'coordinator', 'specialist', 'admin') ? html`<a href="/wallboard">Wallboard</a>` : ''}
       ${hasRole(me, 'admin') ? link('/admin', 'Admin') : ''}
     </nav>
@@ -122,4 +122,6 @@ function App() {
   </${Session.Provider}>`;
 }
 
-render(html`<${App} />`, document.getElementById('app'));
+const root = document.getElementById('app');
+root.textContent = ''; // the shell's "Loading…" placeholder
+render(html`<${App} />`, root);
