@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
@@ -95,9 +96,13 @@ func TestBrowserRoomMessageReachesTheSpecialist(t *testing.T) {
 		}
 	}
 
+	sb.waitJS("the referrer among who is here", `document.querySelector('.presence-here').textContent === 'Here now: you, `+r.referrer.Name+`'`)
+
 	roomWatchSending(rb)
 	const question = "MRI shows cord compression at T7. Can you review today?"
-	roomSend(rb, question)
+	rb.do(chromedp.SendKeys(chromedp.ID("compose"), question))
+	sb.waitJS("the referrer shown typing", `document.querySelector('.presence-typing')?.textContent === '`+r.referrer.Name+` is typing…'`)
+	rb.do(roomPressEnter(false))
 	rb.waitJS("the referrer's message to be sent", roomShows(question)+` && !document.querySelector('.thread li.pending')`)
 	if !eval[bool](rb, `window.__sawSending`) {
 		t.Fatal(`the message was never shown as "sending…" before it was sent`)
@@ -107,11 +112,23 @@ func TestBrowserRoomMessageReachesTheSpecialist(t *testing.T) {
 	}
 	sb.waitJS("the referrer's message in the specialist's room", roomShows(question))
 
-	const answer = "Reviewed: please keep flat, dexamethasone 16 mg. Transfer being arranged."
-	roomSend(sb, answer)
+	// Shift+Enter is a new line within the message.
+	const answer = "Reviewed: please keep flat, dexamethasone 16 mg.\nTransfer being arranged."
+	first, second, _ := strings.Cut(answer, "\n")
+	sb.do(chromedp.SendKeys(chromedp.ID("compose"), first), roomPressEnter(true), chromedp.SendKeys(chromedp.ID("compose"), second), roomPressEnter(false))
 	rb.waitJS("the specialist's reply in the referrer's room", roomShows(answer))
 	if n := eval[int](rb, `[...document.querySelectorAll('.thread .ev-body')].filter((e) => e.textContent === `+jsString(question)+`).length`); n != 1 {
 		t.Fatalf("the referrer's message shows %d times; want once", n)
+	}
+
+	// Each browser marks what it has shown as read: the specialist up to
+	// their own reply.
+	deadline := time.Now().Add(waitFor)
+	for got := r.sc.do("GET", "/api/referrals/"+r.id, nil); got.body["read_seq"] != 4.0; got = r.sc.do("GET", "/api/referrals/"+r.id, nil) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the specialist's read marker is at %v; want 4", got.body["read_seq"])
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 
 	rb.noConsoleErrors(loggedOut)
@@ -290,7 +307,7 @@ func TestBrowserRoomPlanConflict(t *testing.T) {
 // roomAct opens a status action's form.
 func roomAct(b *browser, to string) {
 	b.t.Helper()
-	b.do(chromedp.Click(chromedp.CSS(`.room-actions button[data-to="` + to + `"]`)), chromedp.WaitVisible(chromedp.CSS(".transition-form")))
+	b.do(chromedp.Click(chromedp.CSS(`.room-actions button[data-to="`+to+`"]`)), chromedp.WaitVisible(chromedp.CSS(".transition-form")))
 }
 
 func TestBrowserRoomStatusActions(t *testing.T) {
@@ -307,6 +324,9 @@ func TestBrowserRoomStatusActions(t *testing.T) {
 	roomAct(b, "in_triage")
 	b.do(chromedp.Click(chromedp.CSS(".transition-form .tr-submit")))
 	b.waitJS("the status to be in triage", `document.querySelector('.room-head .room-status').textContent === 'in triage'`)
+	if head := b.text(".room-facts"); !strings.Contains(head, "Assigned to\n"+r.specialist.Name) {
+		t.Fatalf("the header says %q; want the referral claimed by %s", head, r.specialist.Name)
+	}
 
 	// Accept without a bed type: the API's message at the bed type field.
 	roomAct(b, "accepted")

@@ -31,7 +31,7 @@ export function Room({ id }) {
 
   const referral = loaded && loaded.referral;
   const pathway = loaded && loaded.pathway;
-  const state = useMemo(() => referral && liveState(referral, events), [referral, events]);
+  const state = useMemo(() => referral && liveState(referral, events, me.user), [referral, events, me]);
   const labels = useMemo(() => pathway && labelsOf(pathway), [pathway]);
 
   // room-ready: the replay is rendered and the compose box usable (the
@@ -109,14 +109,16 @@ function labelsOf(pathway) {
 
 // liveState is the referral as its events have moved it since it was read
 // (events after its head_seq): status, deadline, outcomes, participants;
-// the assignee's name; and each plan section with who last edited it.
-function liveState(referral, events) {
+// each plan section with who last edited it; and the assignee, whose name
+// only the events tell (the first move to in triage claims the referral
+// for its author, an assigned event gives it to someone).
+function liveState(referral, events, me) {
   const s = {
     status: referral.status,
     triageDueAt: referral.triage_due_at,
     outcomes: { ...(referral.outcomes || {}) },
     participants: referral.participants.slice(),
-    assignee: referral.assignee_id ? nameOf(referral, referral.assignee_id) : '',
+    assignee: null,
     sections: {},
   };
   for (const x of referral.plan.sections) s.sections[x.name] = { revision: x.revision, text: x.text, by: '', at: x.updated_at };
@@ -130,9 +132,10 @@ function liveState(referral, events) {
         break;
       }
       case 'assigned':
-        s.assignee = b.assignee_name;
+        s.assignee = { id: b.assignee_id, name: b.assignee_name };
         break;
       case 'transition':
+        if (b.to === 'in_triage' && !s.assignee) s.assignee = { id: ev.author.id, name: ev.author.name };
         if (!after) break;
         s.status = b.to;
         if (b.outcome) s.outcomes[b.to] = b.outcome;
@@ -143,10 +146,13 @@ function liveState(referral, events) {
         break;
     }
   }
+  // Until the replay has come, the referral names the assignee by id only.
+  if (!s.assignee && referral.assignee_id) s.assignee = { id: referral.assignee_id, name: nameOf(referral, referral.assignee_id, me) };
   return s;
 }
 
-function nameOf(referral, userId) {
+function nameOf(referral, userId, me) {
+  if (userId === me.id) return me.name;
   const p = referral.participants.find((x) => x.user_id === userId);
   return p ? p.name : 'a member of the team';
 }
@@ -181,7 +187,7 @@ function PatientHeader({ referral, state, pathway }) {
       <div><dt>Referred by</dt><dd>${referral.referrer.name}, ${referral.referring_organisation}</dd></div>
       <div><dt>Referred to</dt><dd>${referral.receiving_organisation}</dd></div>
       <div><dt>Contact phone</dt><dd><a href=${'tel:' + referral.contact_phone.replace(/\s/g, '')}>${referral.contact_phone}</a></dd></div>
-      <div><dt>Assigned to</dt><dd>${state.assignee || 'Nobody yet'}</dd></div>
+      <div><dt>Assigned to</dt><dd>${state.assignee ? state.assignee.name : 'Nobody yet'}</dd></div>
     </dl>
     <ul class="room-safety" aria-label="Safety">
       <${Safety} label="Consultant discussed" yes=${referral.consultant_discussed} />
@@ -313,9 +319,11 @@ function Thread({ events, pending, me, labels, ready, stick, onRetry, onEdit, on
     const el = box.current;
     stick.current = el.scrollHeight - el.scrollTop - el.clientHeight < 48;
   };
+  // Scrolling measures the whole list, so not during the replay: once, at
+  // its end.
   useLayoutEffect(() => {
-    if (stick.current && box.current) box.current.scrollTop = box.current.scrollHeight;
-  }, [events.length, pending.length]);
+    if (ready && stick.current && box.current) box.current.scrollTop = box.current.scrollHeight;
+  }, [ready, events.length, pending.length]);
 
   // Announced as they arrive once the replay is done, not before.
   return html`<div class="thread-box" ref=${box} onScroll=${onScroll} tabindex="0"
@@ -368,7 +376,7 @@ class EventItem extends Component {
     const when = html`<time datetime=${ev.at}>${eventTime(ev.at)}</time>`;
     if (ev.kind === 'message') {
       return html`<li class=${'ev msg' + (mine ? ' mine' : '')} data-seq=${ev.seq}>
-        <p class="ev-meta"><span class="ev-author">${ev.author.name}</span> <span class="muted">${authorRole(ev.author)}</span> ${when}</p>
+        <p class="ev-meta"><span class="ev-author">${ev.author.name}</span> <span class="muted">${authorRole(ev.author)}</span> · ${when}</p>
         <p class="ev-body">${ev.body.body}</p>
       </li>`;
     }
@@ -619,28 +627,28 @@ function TransitionForm({ referralId, to, bedTypes, outcomes, onDone, onCancel }
       <textarea id="tr-reason" rows="3" value=${reason} aria-describedby=${describedBy('tr-reason', fieldError)}
         onInput=${(e) => setReason(e.target.value)}></textarea>
     </${Field}>` : ''}
-    ${fields.map((f) => html`<${OutcomeInput} f=${f} value=${values[f.key] || ''} onInput=${set(f.key)}
+    ${fields.map((f) => html`<${OutcomeInput} f=${f} value=${values[f.key] || ''} onValue=${set(f.key)}
       bedTypes=${bedTypes} error=${fieldError} />`)}
     <button type="submit" class="primary tr-submit" disabled=${busy}>${busy ? 'Saving…' : actionLabels[to]}</button>
     <button type="button" class="link" onClick=${onCancel}>Cancel</button>
   </form>`;
 }
 
-function OutcomeInput({ f, value, onInput, bedTypes, error }) {
+function OutcomeInput({ f, value, onValue, bedTypes, error }) {
   const id = 'tr-outcome-' + f.key;
   const common = { id, value, 'aria-describedby': describedBy(id, error) };
   let input;
   if (f.kind === 'bed_type') {
-    input = html`<select ...${common} onChange=${onInput}>
+    input = html`<select ...${common} onChange=${onValue}>
       <option value="">Choose a bed type</option>
       ${bedTypes.map((b) => html`<option value=${b}>${format.human(b)}</option>`)}
     </select>`;
   } else if (f.kind === 'time') {
-    input = html`<input type="datetime-local" ...${common} onInput=${onInput} />`;
+    input = html`<input type="datetime-local" ...${common} onInput=${onValue} />`;
   } else if (f.kind === 'multiline') {
-    input = html`<textarea rows="3" ...${common} onInput=${onInput}></textarea>`;
+    input = html`<textarea rows="3" ...${common} onInput=${onValue}></textarea>`;
   } else {
-    input = html`<input type="text" ...${common} onInput=${onInput} />`;
+    input = html`<input type="text" ...${common} onInput=${onValue} />`;
   }
   return html`<${Field} id=${id} label=${f.label} required=${f.required} error=${error}>${input}</${Field}>`;
 }
