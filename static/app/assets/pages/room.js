@@ -48,7 +48,8 @@ export function Room({ id }) {
   if (!referral) return html`<main id="main"><p class="loading">Loading the referral…</p></main>`;
 
   const parties = partiesOf(me.user, referral, state.participants);
-  return html`<main id="main" class="room">
+  // Keyed by the referral, so nothing typed in one room shows in the next.
+  return html`<main id="main" class="room" key=${id}>
     <${PatientHeader} referral=${referral} state=${state} pathway=${pathway} />
     <${FormDetails} form=${referral.form} fields=${pathway.form} />
     <${Actions} referralId=${id} status=${state.status} allowed=${allowedMoves(state.status, parties)}
