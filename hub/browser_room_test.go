@@ -80,6 +80,9 @@ func roomPressEnter(shift bool) chromedp.Action[chromedp.Void] {
 
 func TestBrowserRoomMessageReachesTheSpecialist(t *testing.T) {
 	e := newEnv(t, openEmbedded(t))
+	// The browser's clock is the real one: the server's starts there too,
+	// so the deadline's countdown reads as it would on the ward.
+	e.clock.Set(time.Now().UTC().Add(-20 * time.Minute))
 	r := e.room()
 	rb, sb := newBrowser(t, 1280), newBrowser(t, 1280)
 	rb.login(e.base, r.referrer.Email)
