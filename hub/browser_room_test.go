@@ -226,8 +226,12 @@ func (p *roomProxy) restore() {
 }
 
 func TestBrowserRoomResumesAfterRestart(t *testing.T) {
+	// The browser reaches the node through a proxy of the test's own, as
+	// through a load balancer: the node behind it is stopped and a new one
+	// started on the same store, as a restart does.
 	proxy := newRoomProxy(t)
-	e := newEnvWith(t, openEmbedded(t), func(c *envConfig) { c.PublicURL = proxy.url() })
+	store := openEmbedded(t)
+	e := newEnvWith(t, store, func(c *envConfig) { c.PublicURL = proxy.url() })
 	proxy.setTarget(e.srv.Listener.Addr().String())
 	r := e.room()
 	b := newBrowser(t, 1280)
@@ -236,14 +240,18 @@ func TestBrowserRoomResumesAfterRestart(t *testing.T) {
 	b.waitJS("the connection to be live", `document.querySelector('.conn').textContent.includes('live')`)
 	eval[bool](b, `(window.__marker = 1) === 1`)
 
-	proxy.cut()
+	proxy.cut() // the node goes: its connections drop and nothing answers
+	e.srv.Close()
 	b.waitJS(`the shell to say "reconnecting…"`, `document.querySelector('.conn').textContent === 'reconnecting…'`)
+	again := newEnvWith(t, store, func(c *envConfig) { c.PublicURL = proxy.url() })
 	missed := []string{"Posted while you were away: MRI report uploaded", "Posted while you were away: please call the ward"}
 	for i, body := range missed {
-		if res := r.sc.do("POST", "/api/referrals/"+r.id+"/messages", map[string]any{"ref": fmt.Sprintf("away-%d", i), "body": body}); res.status != 201 {
-			t.Fatalf("post %q = %d %s", body, res.status, res.raw)
+		if _, err := again.svc.PostMessage(context.Background(), rooms.Caller{User: r.specialist, ClientAddr: "127.0.0.1"},
+			rooms.PostMessage{Ref: fmt.Sprintf("away-%d", i), ReferralID: r.id, Body: body}); err != nil {
+			t.Fatalf("post %q: %v", body, err)
 		}
 	}
+	proxy.setTarget(again.srv.Listener.Addr().String())
 	proxy.restore()
 
 	for _, body := range missed {
