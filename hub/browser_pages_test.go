@@ -47,3 +47,27 @@ func TestBrowserEveryPageWithoutConsoleErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestBrowserEndedSessionTakesThePatientOffTheScreen ends a clinician's
+// session while their browser shows a room (as an idle timeout, a logout
+// elsewhere or a suspension does): the page goes to the login page, and
+// nothing of the patient, nor their draft, stays in the tab.
+func TestBrowserEndedSessionTakesThePatientOffTheScreen(t *testing.T) {
+	e := newEnv(t, openEmbedded(t))
+	r := e.room()
+	b := newBrowser(t, 1280)
+	b.login(e.base, r.referrer.Email)
+	b.do(chromedp.Navigate(e.base + "/referrals/new"))
+	b.do(chromedp.WaitVisible(chromedp.CSS("main input")))
+	b.do(chromedp.Navigate(e.base+"/referrals/"+r.id), chromedp.WaitVisible(chromedp.CSS("main h1")))
+	b.waitJS("the room to show the patient", `document.body.innerText.includes('943 476 5919')`)
+	eval[bool](b, `(sessionStorage.setItem('pp.draft.new-referral.x', '{"name":"Test Patient"}'), true)`)
+	e.rt.EndSessions("", r.referrer.ID) // as a suspension does, on every node
+	b.waitJS("the login page", `location.pathname === '/login' && !!document.getElementById('email')`)
+	if eval[bool](b, `document.body.innerText.includes('943 476 5919') || document.body.innerText.includes('Test Patient')`) {
+		t.Fatal("the patient is still on the screen after the session ended")
+	}
+	if n := eval[int](b, `Object.keys(sessionStorage).filter((k) => k.startsWith('pp.')).length`); n != 0 {
+		t.Fatalf("%d drafts survived the session", n)
+	}
+}

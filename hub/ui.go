@@ -3,6 +3,7 @@ package hub
 import (
 	"io/fs"
 	"net/http"
+	"strings"
 )
 
 // uiPages are the paths of the browser UI's pages: each is served the same
@@ -28,6 +29,10 @@ func uiRoutes(mux *http.ServeMux, fsys fs.FS) error {
 	}
 	assets := http.FileServerFS(fsys)
 	mux.Handle("GET /assets/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r) // no listings of what the UI is made of
+			return
+		}
 		w.Header().Set("Cache-Control", "no-cache")
 		assets.ServeHTTP(w, r)
 	}))

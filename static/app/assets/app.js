@@ -15,6 +15,16 @@ import { WallboardPage } from './pages/wallboard.js';
 import { Admin } from './pages/admin.js';
 import { Account } from './pages/account.js';
 import { Notifications, Bell } from './pages/notifications.js';
+import { forgetNotifications } from './lib/notify-store.js';
+
+// forgetUser drops everything the tab holds of the user who is leaving:
+// the live connection, notifications and any draft (patient data must
+// not outlive the session on a shared ward computer).
+function forgetUser() {
+  live.stop();
+  forgetNotifications();
+  for (const k of Object.keys(sessionStorage)) if (k.startsWith('pp.')) sessionStorage.removeItem(k);
+}
 
 // Pages anyone may open without a session.
 const open = ['/login', '/register', '/pending'];
@@ -55,7 +65,7 @@ function Nav({ me, path }) {
   const link = (href, label) => html`<a href=${href} aria-current=${path === href ? 'page' : undefined}>${label}</a>`;
   const logout = async () => {
     await api.del('/api/session');
-    live.stop();
+    forgetUser();
     location.assign('/login');
   };
   return html`<header class="top">
@@ -90,7 +100,16 @@ function App() {
   }, []);
   // A wall display has no user: its page asks nothing of /api/me.
   useEffect(() => { if (path !== '/wallboard') reload(); }, []);
-  useEffect(() => whenLoggedOut(() => { live.stop(); setMe(null); }), []);
+  useEffect(() => whenLoggedOut(() => { forgetUser(); setMe(null); }), []);
+  // A session that ends while the page is open (timeout, logout
+  // elsewhere, suspension) takes the page's patient data with it.
+  useEffect(() => live.onState((s) => {
+    if (s === 'ended' && location.pathname !== '/wallboard') {
+      forgetUser();
+      setMe(null);
+      navigate('/login', true);
+    }
+  }), []);
   useEffect(() => { if (me) live.start(); }, [me]);
 
   if (path === '/wallboard') return html`<${WallboardPage} />`;

@@ -14,6 +14,18 @@ let state = 'connecting';
 let attempt = 0;
 let timer = null;
 let stopped = false;
+let openedAt = 0;
+
+// maxFrame is the server's bound on a frame (64 KiB): a larger one closes
+// the connection, so it is refused here, before it is sent.
+const maxFrame = 64 * 1024;
+const encoder = new TextEncoder();
+
+// failPending answers every command not yet acknowledged with err.
+function failPending(err) {
+  for (const p of pending.values()) p.resolve({ ok: false, error: err });
+  pending.clear();
+}
 
 function setState(s) {
   if (state === s) return;
@@ -42,7 +54,7 @@ function connect() {
   const sock = new WebSocket(proto + location.host + '/ws');
   ws = sock;
   sock.onopen = () => {
-    attempt = 0;
+    openedAt = Date.now();
     setState('live');
     for (const [topic, sub] of subs) send(subscribeFrame(topic, sub));
     for (const p of pending.values()) send(p.frame);
@@ -56,14 +68,20 @@ function connect() {
     if (ws !== sock) return;
     ws = null;
     if (ev.code === 4001) {
-      setState('ended');
       stopped = true;
-      for (const p of pending.values()) p.resolve({ ok: false, error: { code: 'unauthenticated', message: 'Your session has ended; log in again.' } });
-      pending.clear();
+      failPending({ code: 'unauthenticated', message: 'Your session has ended; log in again.' });
+      setState('ended');
       return;
     }
+    if (ev.code === 1008 || ev.code === 1009) {
+      // Refused for what was sent (too many refused frames, or too large):
+      // sending it again would be refused again.
+      failPending({ code: 'invalid', message: 'The server refused this; it was not sent. Shorten it or try again.' });
+    }
+    // Only a connection that stayed up a while resets the backoff: one
+    // closed at once (a loop) waits longer each time.
+    attempt = Date.now() - openedAt > 10000 ? 1 : attempt + 1;
     setState('reconnecting');
-    attempt++;
     const wait = Math.min(10000, 250 * 2 ** Math.min(attempt, 6)) * (0.5 + Math.random() / 2);
     timer = setTimeout(connect, wait);
   };
@@ -74,7 +92,9 @@ function dispatch(f) {
     const p = pending.get(f.ref);
     if (!p) return;
     if (f.type === 'error' && f.code === 'rate_limited') {
-      setTimeout(() => send(p.frame), 1000); // not executed: safe to send again
+      // Not executed, so safe to send again, after a growing pause.
+      p.tries = (p.tries || 0) + 1;
+      setTimeout(() => send(p.frame), Math.min(30000, 1000 * 2 ** Math.min(p.tries, 5)) * (0.5 + Math.random() / 2));
       return;
     }
     pending.delete(f.ref);
@@ -149,6 +169,10 @@ export const live = {
   // with {ok, seq} on its ack or {ok:false, error} on its refusal.
   command(frame) {
     const f = { ...frame, ref: frame.ref || newRef() };
+    if (encoder.encode(JSON.stringify(f)).length > maxFrame) {
+      return Promise.resolve({ ok: false, error: { code: 'invalid', field: f.type === 'plan_edit' ? 'text' : f.type === 'message' ? 'body' : 'reason',
+        message: 'This is too long to send in one go (more than 64 KB); shorten it or split it.' } });
+    }
     return new Promise((resolve) => {
       pending.set(f.ref, { frame: f, resolve });
       send(f);

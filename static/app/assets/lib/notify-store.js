@@ -51,3 +51,11 @@ export function markedRead(ids, unread) {
   const set = new Set(ids);
   publish({ ...state, unread, latest: state.latest.map((n) => (set.has(n.id) ? { ...n, read: true } : n)) });
 }
+
+// forgetNotifications drops what the store holds (a user logged out: the
+// next one must not see the last one's count or titles).
+export function forgetNotifications() {
+  if (unsubscribe) unsubscribe();
+  unsubscribe = null;
+  publish({ ready: false, unread: 0, latest: [] });
+}

@@ -57,7 +57,7 @@ export function OpelSetter() {
           ${[1, 2, 3, 4].map((n) => html`<option value=${n}>OPEL ${n} — ${opelMeaning[n]}</option>`)}
         </select>
       </${Field}>
-      <${Field} id="opel-note" label="Note (optional)" error=${error} hint="Shown on the wallboard: what is driving the pressure">
+      <${Field} id="opel-note" label="Note (optional)" error=${error} hint="Shown on wall screens in public areas: what is driving the pressure, never a patient\u2019s name">
         <input id="opel-note" maxlength="500" value=${note} aria-describedby=${describedBy('opel-note', error, true)} onInput=${(e) => setNote(e.target.value)} />
       </${Field}>
       <button type="submit" class="primary" disabled=${busy}>${busy ? 'Setting…' : 'Set OPEL level'}</button>

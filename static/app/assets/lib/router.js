@@ -8,6 +8,15 @@ export function navigate(path, replace = false) {
   if (replace) history.replaceState(null, '', path); else history.pushState(null, '', path);
   for (const fn of listeners) fn(location.pathname);
   window.scrollTo(0, 0);
+  // A screen reader hears the new page: focus moves to its heading once
+  // it has rendered.
+  requestAnimationFrame(() => {
+    const h = document.querySelector('main h1');
+    if (h && !document.activeElement.closest('main')) {
+      h.tabIndex = -1;
+      h.focus({ preventScroll: true });
+    }
+  });
 }
 
 window.addEventListener('popstate', () => { for (const fn of listeners) fn(location.pathname); });
@@ -15,7 +24,7 @@ window.addEventListener('popstate', () => { for (const fn of listeners) fn(locat
 // Clicks on same-origin links are routed here rather than reloading.
 document.addEventListener('click', (e) => {
   const a = e.target.closest && e.target.closest('a[href]');
-  if (!a || a.target || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey) return;
+  if (!a || a.target || a.hasAttribute('data-reload') || a.hasAttribute('download') || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey) return;
   const url = new URL(a.href, location.href);
   if (url.origin !== location.origin || url.pathname.startsWith('/api/') || url.pathname === '/display') return;
   if (url.pathname === location.pathname && url.hash) return; // a link within the page (an error summary's)

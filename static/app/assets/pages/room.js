@@ -478,7 +478,7 @@ function Compose({ id, text, setText, onSend }) {
   return html`<form class="compose" onSubmit=${(e) => { e.preventDefault(); submit(); }}>
     <label for="compose">Message</label>
     <p class="hint" id="compose-hint">Enter sends; Shift+Enter starts a new line.</p>
-    <textarea id="compose" rows="3" value=${text} aria-describedby="compose-hint"
+    <textarea id="compose" rows="3" maxlength="10000" value=${text} aria-describedby="compose-hint"
       onKeyDown=${onKeyDown} onInput=${onInput}></textarea>
     <button type="submit" class="primary">Send</button>
   </form>`;
@@ -542,7 +542,7 @@ function PlanSection({ referralId, name, label, section }) {
     ${mode === 'edit' ? html`<form onSubmit=${(e) => { e.preventDefault(); save(draft, base); }}>
       <${ErrorSummary} error=${error && error.field !== inputId ? error : null} />
       <${Field} id=${inputId} label=${'Edit ' + label} error=${error}>
-        <textarea id=${inputId} rows="4" value=${draft} aria-describedby=${describedBy(inputId, error)}
+        <textarea id=${inputId} rows="4" maxlength="20000" value=${draft} aria-describedby=${describedBy(inputId, error)}
           onInput=${(e) => setDraft(e.target.value)}></textarea>
       </${Field}>
       <button type="submit" class="primary" disabled=${busy}>${busy ? 'Saving…' : 'Save'}</button>
@@ -625,7 +625,7 @@ function TransitionForm({ referralId, to, bedTypes, outcomes, onDone, onCancel }
     <h3>${actionLabels[to]}</h3>
     <${ErrorSummary} error=${fieldError && !ids.includes(fieldError.field) ? error : null} />
     ${needsReason ? html`<${Field} id="tr-reason" label="Reason" required error=${fieldError}>
-      <textarea id="tr-reason" rows="3" value=${reason} aria-describedby=${describedBy('tr-reason', fieldError)}
+      <textarea id="tr-reason" rows="3" maxlength="10000" value=${reason} aria-describedby=${describedBy('tr-reason', fieldError)}
         onInput=${(e) => setReason(e.target.value)}></textarea>
     </${Field}>` : ''}
     ${fields.map((f) => html`<${OutcomeInput} f=${f} value=${values[f.key] || ''} onValue=${set(f.key)}

@@ -18,8 +18,8 @@ const probeEvery = 30000;
 
 const offMessages = {
   revoked: ['This display has been switched off by an administrator.', 'Ask an admin of your organisation for a new display link.'],
-  session: ['Your session has ended.', html`<a href="/login">Log in again</a> to see the wallboard.`],
-  unset: ['This screen is not set up as a wallboard display.', html`An admin can create a display link under Admin → Displays, or <a href="/login">log in</a>.`],
+  session: ['Your session has ended.', html`<a href="/login" data-reload>Log in again</a> to see the wallboard.`],
+  unset: ['This screen is not set up as a wallboard display.', html`An admin can create a display link under Admin → Displays, or <a href="/login" data-reload>log in</a>.`],
   forbidden: ['This wallboard is not available to you.', 'The wallboard is for bed managers, the receiving team and admins of the organisation.'],
 };
 
