@@ -17,8 +17,10 @@ func TestBrowserEveryPageWithoutConsoleErrors(t *testing.T) {
 	e := newEnv(t, openEmbedded(t))
 	coord := e.user("RET", rooms.UserActive, rooms.RoleCoordinator, rooms.RoleSpecialist)
 	referrer := e.user("RJR", rooms.UserActive, rooms.RoleClinician)
+	bedManager := e.user("RET", rooms.UserActive, rooms.RoleBedManager)
 	id := e.login(referrer.Email).newReferral()
 	pages := map[string][]string{
+		bedManager.Email: {"/referrals", "/referrals/" + id, "/board", "/wallboard"},
 		coord.Email:    {"/", "/referrals", "/referrals/" + id, "/board", "/notifications", "/account", "/wallboard"},
 		referrer.Email: {"/referrals", "/referrals/new", "/referrals/" + id, "/notifications", "/account"},
 	}
