@@ -169,8 +169,10 @@ func (b *browser) login(base, email string) {
 	)
 }
 
-// screenshot writes the page as static/screenshots/name.png, for the
-// README.
+// screenshot takes a picture of the page as name.png: into
+// static/screenshots, for the README, when UPDATE_SCREENSHOTS is set
+// (`UPDATE_SCREENSHOTS=1 go test ./hub -run TestBrowser`); otherwise into
+// the test's temporary directory, so a test run leaves the tree as it was.
 func (b *browser) screenshot(name string) {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, waitFor)
@@ -179,7 +181,10 @@ func (b *browser) screenshot(name string) {
 	if err != nil {
 		b.t.Fatalf("screenshot: %v", err)
 	}
-	dir := filepath.Join("..", "static", "screenshots")
+	dir := b.t.TempDir()
+	if os.Getenv("UPDATE_SCREENSHOTS") != "" {
+		dir = filepath.Join("..", "static", "screenshots")
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.t.Fatal(err)
 	}
