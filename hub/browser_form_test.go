@@ -274,6 +274,9 @@ func TestBrowserDraftSurvivesReload(t *testing.T) {
 	if path := eval[string](b, `location.pathname`); path != "/referrals/new" {
 		t.Fatalf("Enter in the contact phone left the form for %s", path)
 	}
+	// The draft is kept as the user goes: wait for the last answer to be in
+	// it (a loaded machine handles the click a moment later), then reload.
+	b.waitJS("the draft to hold the consultant's tick", `Object.keys(sessionStorage).some((k) => k.startsWith('pp.draft.') && sessionStorage.getItem(k).includes('"consultant_discussed":true'))`)
 	b.do(chromedp.Reload(), chromedp.WaitVisible(field("patient.nhs_number")))
 	b.do(chromedp.WaitVisible(chromedp.CSS(`.draft-note`)))
 	if got := b.value("patient.nhs_number"); got != "943 476 5919" {
