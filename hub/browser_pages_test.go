@@ -21,8 +21,8 @@ func TestBrowserEveryPageWithoutConsoleErrors(t *testing.T) {
 	id := e.login(referrer.Email).newReferral()
 	pages := map[string][]string{
 		bedManager.Email: {"/referrals", "/referrals/" + id, "/board", "/wallboard"},
-		coord.Email:    {"/", "/referrals", "/referrals/" + id, "/board", "/notifications", "/account", "/wallboard"},
-		referrer.Email: {"/referrals", "/referrals/new", "/referrals/" + id, "/notifications", "/account"},
+		coord.Email:      {"/", "/referrals", "/referrals/" + id, "/board", "/notifications", "/account", "/wallboard"},
+		referrer.Email:   {"/referrals", "/referrals/new", "/referrals/" + id, "/notifications", "/account"},
 	}
 	for _, width := range []int{1280, 768, 390} {
 		for email, paths := range pages {
