@@ -360,3 +360,46 @@ func TestBrowserAdminSetsUpTOTPFromTheAccountPage(t *testing.T) {
 	// TOTP first); the login page's own 401 is expected too.
 	b.noConsoleErrors(loggedOut, "WebSocket connection to 'ws://")
 }
+
+// TestBrowserWallboardSurvivesARestart: a wall screen shows the wallboard
+// through a display link; its node stops and a new one starts on the same
+// store behind the same address; the screen shows "reconnecting…", then
+// the change made meanwhile, by itself.
+func TestBrowserWallboardSurvivesARestart(t *testing.T) {
+	proxy := newRoomProxy(t)
+	store := openEmbedded(t)
+	e := newEnvWith(t, store, func(c *envConfig) { c.PublicURL = proxy.url() })
+	proxy.setTarget(e.srv.Listener.Addr().String())
+	referrer := e.login(e.user("RJR", rooms.UserActive, rooms.RoleClinician).Email)
+	specialist := e.user("RET", rooms.UserActive, rooms.RoleSpecialist)
+	id := referrer.newReferral()
+	_, admin, _ := e.enrolledAdmin("RET")
+	res := admin.do("POST", "/api/admin/displays", map[string]any{"name": "Bed management office"})
+	if res.status != 201 {
+		t.Fatalf("create display = %d %s", res.status, res.raw)
+	}
+	b := newBrowser(t, 1600)
+	b.do(chromedp.Navigate(proxy.url() + res.body["url"].(string)))
+	b.waitJS("the wallboard", `location.pathname === '/wallboard' && document.querySelector('.wb-tiles')`)
+	spinal := `document.querySelector('[data-bed="spinal"] strong').textContent`
+	b.waitJS("awaiting a spinal bed: 0", spinal+` === '0'`)
+	eval[bool](b, `(window.__marker = 1) === 1`)
+
+	proxy.cut()
+	e.srv.Close()
+	b.waitJS(`the screen to say "reconnecting…"`, `document.body.innerText.includes('reconnecting')`)
+	again := newEnvWith(t, store, func(c *envConfig) { c.PublicURL = proxy.url() })
+	by := rooms.Caller{User: specialist, ClientAddr: "127.0.0.1"}
+	for _, m := range []rooms.Transition{{Ref: "t1", ReferralID: id, To: rooms.StatusInTriage},
+		{Ref: "t2", ReferralID: id, To: rooms.StatusAccepted, Outcome: map[string]any{"bed_type": "spinal"}}} {
+		if _, _, err := again.svc.Transition(context.Background(), by, m); err != nil {
+			t.Fatalf("move to %s: %v", m.To, err)
+		}
+	}
+	proxy.setTarget(again.srv.Listener.Addr().String())
+	proxy.restore()
+	b.waitJS("awaiting a spinal bed: 1, after the restart", spinal+` === '1'`)
+	if !eval[bool](b, `window.__marker === 1`) {
+		t.Fatal("the wall screen reloaded; it should have resumed by itself")
+	}
+}

@@ -306,8 +306,10 @@ function Conversation({ id, me, thread, labels }) {
 function Presence({ me, presence, typing }) {
   const others = presence.filter((u) => u.id !== me.id).map((u) => u.name);
   const here = presence.some((u) => u.id === me.id) ? ['you', ...others] : others;
-  return html`<div class="room-presence" aria-live="polite">
-    <p class="presence-here">${here.length ? 'Here now: ' + here.join(', ') : 'Nobody else is here'}</p>
+  // Who is here is announced when it changes; typing is shown, not
+  // announced: a screen reader would hear every keystroke's start and stop.
+  return html`<div class="room-presence">
+    <p class="presence-here" aria-live="polite">${here.length ? 'Here now: ' + here.join(', ') : 'Nobody else is here'}</p>
     ${typing.filter((u) => u.id !== me.id).map((u) => html`<p class="presence-typing" key=${u.id}>${u.name} is typing…</p>`)}
   </div>`;
 }
