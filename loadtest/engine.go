@@ -364,6 +364,17 @@ func (r *run) postFor(ctx context.Context, d time.Duration) {
 	if r.postingFrom.IsZero() {
 		r.postingFrom = start
 	}
+	if r.cluster != nil {
+		// The server's CPU over the window, per acknowledged post.
+		if from, ok := r.cluster.cpuSample(); ok {
+			acked := r.acks.count()
+			defer func() {
+				if to, ok := r.cluster.cpuSample(); ok {
+					r.res.ServerCPU = perPost(from, to, r.acks.count()-acked)
+				}
+			}()
+		}
+	}
 	tick := time.NewTicker(2 * time.Millisecond)
 	defer tick.Stop()
 	issued := 0

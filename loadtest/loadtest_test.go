@@ -113,6 +113,10 @@ func TestShortFanoutLosesNothing(t *testing.T) {
 		t.Fatalf("fanout exit %d; output:\n%s", code, out)
 	}
 	checkEverythingArrived(t, res, out)
+	// Nodes it started itself: the server's CPU per post is reported.
+	if c := res.ServerCPU; c == nil || c.Node <= 0 || c.Postgres <= 0 || c.Total < c.Node+c.Postgres-0.02 {
+		t.Fatalf("server CPU per post %+v; want the node's and Postgres's shares:\n%s", c, out)
+	}
 }
 
 func TestShortChaosLosesNothingAcknowledged(t *testing.T) {
@@ -196,6 +200,26 @@ func TestCheckCountsEveryFault(t *testing.T) {
 		if len(r.res.Failures) == 0 {
 			t.Errorf("%s: no failure reported", name)
 		}
+	}
+}
+
+// TestProcessTicksReadsThisProcess reads /proc/self's CPU ticks, which
+// grow with work, and turns ticks into milliseconds per post.
+func TestProcessTicksReadsThisProcess(t *testing.T) {
+	before, ok := processTicks(os.Getpid())
+	if !ok {
+		t.Skip("no /proc here")
+	}
+	for x, deadline := 0, time.Now().Add(200*time.Millisecond); time.Now().Before(deadline); x++ {
+		_ = x * x
+	}
+	after, _ := processTicks(os.Getpid())
+	if after <= before {
+		t.Fatalf("ticks went from %d to %d over 200 ms of work", before, after)
+	}
+	f := perPost(cpuSample{node: 100, redis: 10, postgres: 200}, cpuSample{node: 200, redis: 20, postgres: 400}, 1000)
+	if f.Node != 1 || f.Redis != 0.1 || f.Postgres != 2 || f.Total != 3.1 {
+		t.Fatalf("per post %+v; want 1 ms node, 0.1 ms Redis, 2 ms Postgres", f)
 	}
 }
 

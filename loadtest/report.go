@@ -49,6 +49,11 @@ type result struct {
 	Foreign        int64   `json:"foreign_topic_events"`
 	ConvergeS      float64 `json:"converge_s"`
 
+	// ServerCPU is the nodes', Redis's and Postgres's CPU time per
+	// acknowledged post over the posting window, when loadtest started the
+	// nodes itself (on Linux).
+	ServerCPU *cpuFigures `json:"server_cpu_ms_per_post,omitempty"`
+
 	// Post-to-delivery latency, over every first delivery to every client.
 	P50  float64 `json:"p50_ms"`
 	P90  float64 `json:"p90_ms"`
@@ -171,6 +176,9 @@ func (r *run) reportDeliveries(w io.Writer) {
 			res.Delivered, res.Expected, res.DeliveriesS, res.ConvergeS)
 		fmt.Fprintf(w, "  post→deliver p50 %.2fms p90 %.2fms p99 %.2fms p99.9 %.2fms max %.2fms\n", res.P50, res.P90, res.P99, res.P999, res.Max)
 		fmt.Fprintf(w, "  post→ack     p50 %.2fms p90 %.2fms p99 %.2fms p99.9 %.2fms max %.2fms\n", res.AckP50, res.AckP90, res.AckP99, res.AckP999, res.AckMax)
+	}
+	if c := res.ServerCPU; c != nil {
+		fmt.Fprintf(w, "  server CPU   %.3f ms per post: node %.3f, Redis %.3f, Postgres %.3f\n", c.Total, c.Node, c.Redis, c.Postgres)
 	}
 	fmt.Fprintf(w, "  correctness  lost %d, duplicated %d, out of order %d, diverged %d, phantom %d, acked but not stored %d\n",
 		res.Lost, res.Duplicated, res.OutOfOrder, res.Diverged, res.Phantom, res.AckedNotStored)
