@@ -294,8 +294,9 @@ func TestWSRateLimitAnswersEveryFrameAndLosesNothingAcknowledged(t *testing.T) {
 			audited++
 		}
 	}
-	if most := int(elapsed/time.Second) + 1; audited < 1 || audited > most {
-		t.Fatalf("%d rate_limited audit entries over %v; want 1 to %d", audited, elapsed, most)
+	least := min(limited, 1) // none to audit when the loaded server was slower than the rate
+	if most := int(elapsed/time.Second) + 1; audited < least || audited > most {
+		t.Fatalf("%d rate_limited audit entries over %v for %d refusals; want %d to %d", audited, elapsed, limited, least, most)
 	}
 }
 
