@@ -2,8 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -80,26 +78,7 @@ func TestMigrationBackfillsWorkflowTimes(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.URL(t)
 	admin := pgtest.Admin(t, url)
-	files, err := filepath.Glob("migrations/000[1-5]_*.sql")
-	if err != nil || len(files) != 5 {
-		t.Fatalf("migrations before 0006: %v (%v)", files, err)
-	}
-	if _, err := admin.Exec(ctx, `CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
-		applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-		t.Fatal(err)
-	}
-	for i, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := admin.Exec(ctx, string(b)); err != nil {
-			t.Fatalf("apply %s: %v", f, err)
-		}
-		if _, err := admin.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, i+1, f); err != nil {
-			t.Fatal(err)
-		}
-	}
+	migrateBefore(t, admin, 6)
 	cases := workflowBackfillCases()
 	for _, c := range cases {
 		_, err := admin.Exec(ctx, `INSERT INTO referrals (id, pathway_id, status, priority, patient_nhs_number, patient_name,

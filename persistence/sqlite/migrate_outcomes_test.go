@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"sort"
 	"testing"
 
 	"patientpass/persistence/sqlite"
@@ -22,26 +23,7 @@ func TestMigrationKeepsOutcomesByStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, err := filepath.Glob("migrations/000[1-2]_*.sql")
-	if err != nil || len(files) != 2 {
-		t.Fatalf("migrations before 0003: %v (%v)", files, err)
-	}
-	if _, err := db.ExecContext(ctx, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,
-		applied_at INTEGER NOT NULL) STRICT`); err != nil {
-		t.Fatal(err)
-	}
-	for i, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := db.ExecContext(ctx, string(b)); err != nil {
-			t.Fatalf("apply %s: %v", f, err)
-		}
-		if _, err := db.ExecContext(ctx, `INSERT INTO schema_migrations VALUES (?, ?, 0)`, i+1, f); err != nil {
-			t.Fatal(err)
-		}
-	}
+	migrateBefore(t, db, 3)
 	_, err = db.ExecContext(ctx, `
 		INSERT INTO organisations (ods, name) VALUES ('RJR', 'Countess of Chester'), ('RET', 'The Walton Centre');
 		INSERT INTO referrals (id, pathway_id, status, priority, patient_nhs_number, patient_name,
@@ -84,5 +66,42 @@ func TestMigrationKeepsOutcomesByStatus(t *testing.T) {
 		if got, _ := json.Marshal(r.Outcomes); string(got) != w {
 			t.Errorf("%s: outcomes %s, want %s", id, got, w)
 		}
+	}
+}
+
+// migrateBefore applies the embedded migrations numbered below version to
+// db, as an installation of that age has them, and records them as
+// applied.
+func migrateBefore(t *testing.T, db *sql.DB, version int) {
+	t.Helper()
+	ctx := context.Background()
+	files, err := filepath.Glob("migrations/*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,
+		applied_at INTEGER NOT NULL) STRICT`); err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(files)
+	applied := 0
+	for i, f := range files {
+		if i+1 >= version {
+			break
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(ctx, string(b)); err != nil {
+			t.Fatalf("apply %s: %v", f, err)
+		}
+		if _, err := db.ExecContext(ctx, `INSERT INTO schema_migrations VALUES (?, ?, 0)`, i+1, f); err != nil {
+			t.Fatal(err)
+		}
+		applied++
+	}
+	if applied != version-1 {
+		t.Fatalf("%d migrations before %04d; want %d", applied, version, version-1)
 	}
 }

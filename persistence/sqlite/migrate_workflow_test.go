@@ -3,7 +3,6 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -83,26 +82,7 @@ func TestMigrationBackfillsWorkflowTimes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, err := filepath.Glob("migrations/000[1-4]_*.sql")
-	if err != nil || len(files) != 4 {
-		t.Fatalf("migrations before 0005: %v (%v)", files, err)
-	}
-	if _, err := db.ExecContext(ctx, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,
-		applied_at INTEGER NOT NULL) STRICT`); err != nil {
-		t.Fatal(err)
-	}
-	for i, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := db.ExecContext(ctx, string(b)); err != nil {
-			t.Fatalf("apply %s: %v", f, err)
-		}
-		if _, err := db.ExecContext(ctx, `INSERT INTO schema_migrations VALUES (?, ?, 0)`, i+1, f); err != nil {
-			t.Fatal(err)
-		}
-	}
+	migrateBefore(t, db, 5)
 	cases := workflowBackfillCases()
 	us := func(t *time.Time) sql.NullInt64 {
 		if t == nil {
