@@ -35,6 +35,22 @@ type NotificationFilter struct {
 	Limit int
 }
 
+// The notifications a listing returns when its filter sets no limit, and
+// the most it returns whatever the filter asks.
+const (
+	DefaultNotificationLimit = 50
+	MaxNotificationLimit     = 500
+)
+
+// Size is the number of notifications f asks for, bounded: every store
+// lists this many at most.
+func (f NotificationFilter) Size() int {
+	if f.Limit <= 0 {
+		return DefaultNotificationLimit
+	}
+	return min(f.Limit, MaxNotificationLimit)
+}
+
 // SystemNotice is a banner every connected user and display sees until it
 // is cleared.
 type SystemNotice struct {

@@ -16,21 +16,6 @@ import (
 // notifications, system notices, OPEL levels, displays and the scheduler's
 // queue of reminders.
 
-// Notifications a list returns when its filter sets no limit, and the most
-// it returns whatever the filter asks.
-const (
-	defaultNotificationLimit = 50
-	maxNotificationLimit     = 500
-)
-
-// notificationLimit is the number of notifications f asks for, bounded.
-func notificationLimit(f rooms.NotificationFilter) int {
-	if f.Limit <= 0 {
-		return defaultNotificationLimit
-	}
-	return min(f.Limit, maxNotificationLimit)
-}
-
 const notificationColumns = `id, user_id, kind, referral_id, seq, at, title, read_at IS NOT NULL`
 
 func scanNotification(row pgx.CollectableRow) (rooms.Notification, error) {
@@ -48,7 +33,7 @@ func (r reader) Notifications(ctx context.Context, userID string, f rooms.Notifi
 		query += ` AND read_at IS NULL`
 	}
 	query += ` ORDER BY id DESC LIMIT $2`
-	rows, err := r.q.Query(ctx, query, userID, notificationLimit(f))
+	rows, err := r.q.Query(ctx, query, userID, f.Size())
 	if err != nil {
 		return nil, fmt.Errorf("list notifications of user %s: %w", userID, err)
 	}

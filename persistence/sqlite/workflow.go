@@ -14,21 +14,6 @@ import (
 // notifications, system notices, OPEL levels, displays and the scheduler's
 // queue of reminders.
 
-// Notifications a list returns when its filter sets no limit, and the most
-// it returns whatever the filter asks.
-const (
-	defaultNotificationLimit = 50
-	maxNotificationLimit     = 500
-)
-
-// notificationLimit is the number of notifications f asks for, bounded.
-func notificationLimit(f rooms.NotificationFilter) int {
-	if f.Limit <= 0 {
-		return defaultNotificationLimit
-	}
-	return min(f.Limit, maxNotificationLimit)
-}
-
 // Notifications lists a user's notifications, newest (greatest id) first:
 // at most f.Limit, 50 when it is not set, and never more than 500.
 func (r reader) Notifications(ctx context.Context, userID string, f rooms.NotificationFilter) ([]rooms.Notification, error) {
@@ -37,7 +22,7 @@ func (r reader) Notifications(ctx context.Context, userID string, f rooms.Notifi
 		q += ` AND read_at IS NULL`
 	}
 	q += ` ORDER BY id DESC LIMIT ?`
-	rows, err := r.q.QueryContext(ctx, q, userID, notificationLimit(f))
+	rows, err := r.q.QueryContext(ctx, q, userID, f.Size())
 	if err != nil {
 		return nil, fmt.Errorf("list notifications of user %s: %w", userID, err)
 	}
