@@ -155,7 +155,7 @@ func (s *Service) MarkRead(ctx context.Context, c Caller, referralID string, seq
 		_ = s.AuditCaller(ctx, c, ActionUpdate, "referral.read_marker", nil, OutcomeInvalid, "invalid referral")
 		return err
 	}
-	err := s.store.InTx(ctx, func(tx Tx) error {
+	err := s.inTx(ctx, "", func(ctx context.Context, tx Tx) error {
 		r, err := tx.Referral(ctx, referralID)
 		if errors.Is(err, ErrNotFound) {
 			return NotFound("referral")

@@ -30,8 +30,9 @@ type Caller struct {
 var System = Caller{User: User{ID: "system", Name: "Patient Pass", Status: UserActive}}
 
 // Service executes every command on referrals: it validates, authorises, and
-// runs one transaction that appends the event, updates the referral and
-// appends the audit entry; then it tells the publisher.
+// runs one transaction body that appends the event, updates the referral and
+// appends the audit entry, committed with the bodies of the commands that
+// arrived with it (group.go); then it tells the publisher.
 type Service struct {
 	store    Store
 	clock    Clock
@@ -40,6 +41,7 @@ type Service struct {
 	holidays *Calendar
 	node     string
 	ids      *notificationIDs
+	group    *committer
 }
 
 // Config configures a Service. Clock defaults to the system clock and
@@ -64,7 +66,7 @@ func NewService(cfg Config) *Service {
 		cfg.Clock = SystemClock{}
 	}
 	return &Service{store: cfg.Store, clock: cfg.Clock, pub: cfg.Publisher, watch: cfg.Watcher, holidays: cfg.Holidays,
-		node: cfg.Node, ids: newNotificationIDs()}
+		node: cfg.Node, ids: newNotificationIDs(), group: &committer{store: cfg.Store, limit: max(1, cfg.Store.GroupsAtOnce())}}
 }
 
 // Clock returns the service's clock.
@@ -128,7 +130,7 @@ func (s *Service) execute(ctx context.Context, c command) ([]Event, commandResul
 		before  Status    // the referral's status before the command
 		notes   []Notification
 	)
-	err := s.store.InTx(ctx, func(tx Tx) error {
+	err := s.inTx(ctx, c.referralID, func(ctx context.Context, tx Tx) error {
 		var r *Referral
 		if c.referralID != "" {
 			locked, err := tx.LockReferral(ctx, c.referralID)
@@ -303,11 +305,13 @@ func (s *Service) appendAudit(ctx context.Context, tx Tx, e AuditEntry) error {
 	return nil
 }
 
-// Audit appends one entry in a transaction of its own: for interactions that
-// change nothing else, such as logins, views and refusals. The service fills
-// in the time (when zero), node, chain and hashes.
+// Audit appends one entry, for interactions that change nothing else, such
+// as logins, views and refusals, and returns once it is committed. Entries
+// and commands that arrive together share a transaction (group commit, see
+// group.go). The service fills in the time (when zero), node, chain and
+// hashes.
 func (s *Service) Audit(ctx context.Context, e AuditEntry) error {
-	return s.store.InTx(ctx, func(tx Tx) error { return s.appendAudit(ctx, tx, e) })
+	return s.inTx(ctx, "", func(ctx context.Context, tx Tx) error { return s.appendAudit(ctx, tx, e) })
 }
 
 // AuditCaller appends an entry for caller's interaction with r (nil for

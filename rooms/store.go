@@ -137,6 +137,18 @@ type Store interface {
 	// rolling back otherwise. fn's error is returned as it is. Calls must not
 	// nest: the embedded store has one writer.
 	InTx(ctx context.Context, fn func(tx Tx) error) error
+	// InTxGroup runs fns one after another in one transaction, with one
+	// commit, each keeping its own outcome: a fn that returns an error is
+	// undone alone (errs[i]), the others commit. lock names the referrals
+	// the fns lock, which the store may lock up front, in an order of its
+	// own, so that groups cannot deadlock. When err is not nil the group
+	// failed as a whole (a fn failed in a way that cannot be undone alone,
+	// or the commit failed) and nothing of it was committed; each fn can be
+	// run again. A fn sees what the fns before it in the group wrote.
+	InTxGroup(ctx context.Context, lock []string, fns []func(tx Tx) error) (errs []error, err error)
+	// GroupsAtOnce is how many groups should run at once: one for a store
+	// with a single writer, more where transactions run side by side.
+	GroupsAtOnce() int
 
 	// AuditLog lists audit entries matching f, newest first.
 	AuditLog(ctx context.Context, f AuditFilter) ([]AuditEntry, error)

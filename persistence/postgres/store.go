@@ -110,6 +110,54 @@ func (s *Store) InTx(ctx context.Context, fn func(tx rooms.Tx) error) error {
 	return nil
 }
 
+// InTxGroup runs fns one after another in one transaction, with one commit,
+// each keeping its own outcome (see rooms.Store). The referrals of lock are
+// locked and read first, in one round trip and in the order of their ids,
+// so that groups locking the same referrals cannot deadlock; LockReferral
+// then answers from that read, once per referral.
+//
+// A member that fails is undone by taking back the writes it queued, which
+// is possible while none of them has been sent (txConn.undo), as when it is
+// refused on what it read: a stale plan base, an illegal transition. When
+// one is not, or the commit fails, the group fails as a whole and nothing of
+// it is committed.
+func (s *Store) InTxGroup(ctx context.Context, lock []string, fns []func(tx rooms.Tx) error) ([]error, error) {
+	pc, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("begin transaction: %w", err)
+	}
+	c := &txConn{conn: pc.Conn()}
+	defer func() {
+		c.closed = true
+		pc.Release()
+	}()
+	t := newTx(c)
+	if len(lock) > 0 {
+		if err := t.lockReferrals(ctx, lock); err != nil {
+			c.rollback(ctx)
+			return nil, err
+		}
+	}
+	errs := make([]error, len(fns))
+	for i, fn := range fns {
+		m := c.mark()
+		if errs[i] = fn(t); errs[i] != nil && !c.undo(m) {
+			c.rollback(ctx)
+			return nil, fmt.Errorf("a member of the group failed after writing: %w", errs[i])
+		}
+	}
+	if err := c.commit(ctx); err != nil {
+		c.rollback(ctx)
+		return nil, err
+	}
+	return errs, nil
+}
+
+// GroupsAtOnce is how many groups of commands run at once: enough to keep
+// a group filling while another waits for its commit to reach the disk,
+// few enough that groups stay large and leave the pool to reads.
+func (s *Store) GroupsAtOnce() int { return 4 }
+
 // rollbackTimeout bounds the rollback of a failed transaction.
 const rollbackTimeout = 5 * time.Second
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -16,20 +17,51 @@ import (
 // tx is one READ COMMITTED transaction of a Store. It is used by one
 // goroutine, the one running InTx's fn.
 //
-// UpdateReferral, AppendEvent, RecordCommand, AddNotifications and
-// AppendAudit are sent with the transaction's next statement or its commit
-// (see txConn), so their failures are reported there, and fail the
+// UpdateReferral, AppendEvent, RecordCommand and AddNotifications are sent
+// with the transaction's next statement or its commit, AppendAudit with its
+// commit (see txConn), so their failures are reported there, and fail the
 // transaction. Everything else is sent when it is called.
 type tx struct {
-	reader // on q
-	q      *txConn
+	reader // on q's txConn: its statements only read
+	q      writer
 	// locked are the referrals this transaction holds locked: rows that
 	// cannot vanish before it ends, so an update of one needs no check that
 	// it found it.
 	locked map[string]bool
+	// prefetched are referrals a group locked and read up front, each
+	// handed to the first LockReferral of it (a later one reads it again,
+	// with what the transaction has written since).
+	prefetched map[string]rooms.Referral
 }
 
-func newTx(c *txConn) *tx { return &tx{reader: reader{q: c}, q: c} }
+func newTx(c *txConn) *tx { return &tx{reader: reader{q: c}, q: writer{c}} }
+
+// writer is the transaction's connection as tx's own methods use it. Every
+// statement they send at once, rather than queue, is taken to write (one
+// that only locks, such as LockUser's, is counted too), so that a group
+// knows when a failed member cannot be undone without rolling back (see
+// txConn.undo). The reader's statements go to the txConn itself.
+type writer struct{ *txConn }
+
+func (w writer) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	w.direct++
+	return w.txConn.Exec(ctx, sql, args...)
+}
+
+func (w writer) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	w.direct++
+	return w.txConn.QueryRow(ctx, sql, args...)
+}
+
+func (w writer) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	w.direct++
+	return w.txConn.Query(ctx, sql, args...)
+}
+
+func (w writer) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	w.direct++
+	return w.txConn.SendBatch(ctx, b)
+}
 
 var _ rooms.Tx = (*tx)(nil)
 
@@ -143,6 +175,10 @@ func queueParticipant(b *pgx.Batch, referralID string, p rooms.Participant) {
 // its row lock until the transaction ends: the lock serialises the commands
 // on one referral, which is what keeps its event seqs gapless.
 func (t *tx) LockReferral(ctx context.Context, id string) (rooms.Referral, error) {
+	if r, ok := t.prefetched[id]; ok {
+		delete(t.prefetched, id)
+		return r, nil
+	}
 	r, err := t.referral(ctx, id, `SELECT `+referralColumns+` FROM referrals r WHERE r.id = $1 FOR UPDATE`)
 	if err == nil {
 		if t.locked == nil {
@@ -151,6 +187,46 @@ func (t *tx) LockReferral(ctx context.Context, id string) (rooms.Referral, error
 		t.locked[id] = true
 	}
 	return r, err
+}
+
+// lockReferrals locks the referrals of ids that exist, in the order of
+// their ids, and reads them with their plans and participants into
+// t.prefetched, in one round trip. Ids that name no referral are left for
+// LockReferral to find missing.
+func (t *tx) lockReferrals(ctx context.Context, ids []string) error {
+	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
+	b := &pgx.Batch{}
+	b.Queue(`SELECT `+referralColumns+` FROM referrals r WHERE r.id = ANY($1) ORDER BY r.id FOR UPDATE`, ids)
+	b.Queue(participantsQuery, ids)
+	b.Queue(planQuery, ids)
+	br := t.reader.q.SendBatch(ctx, b)
+	rows, err := br.Query()
+	var list []rooms.Referral
+	if err == nil {
+		list, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (rooms.Referral, error) { return scanReferral(row) })
+	}
+	byID := make(map[string]*rooms.Referral, len(list))
+	for i := range list {
+		byID[list[i].ID] = &list[i]
+	}
+	if err == nil {
+		err = t.readDetails(br, byID)
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("lock %d referrals: %w", len(ids), err)
+	}
+	if t.locked == nil {
+		t.locked = map[string]bool{}
+	}
+	t.prefetched = make(map[string]rooms.Referral, len(list))
+	for _, r := range list {
+		t.locked[r.ID] = true
+		t.prefetched[r.ID] = r
+	}
+	return nil
 }
 
 // UpdateReferral stores the referral's mutable state. It is sent with the
@@ -276,15 +352,16 @@ const appendAuditSQL = `WITH head AS (
 		(SELECT prev_hash FROM head), (SELECT hash FROM head))`
 
 // AppendAudit links e after the head of its chain, stores it and moves the
-// head to it, in one statement sent with the transaction's next statement or
-// its commit. The head's row stays locked until the transaction ends, which
-// is why it is the last thing a command transaction does.
+// head to it, in one statement sent with the transaction's commit (no
+// statement of a transaction reads the trail back). The head's row stays
+// locked until the transaction ends, which is why it is locked last, with
+// the other chains the transaction appends to, in the order of the chains.
 func (t *tx) AppendAudit(_ context.Context, e rooms.AuditEntry) error {
 	before, middle, after := e.HashTemplate()
-	t.q.queueWrite(appendAuditSQL,
+	t.q.queueDeferred(e.Chain, appendAuditSQL,
 		[]any{before, middle, after, e.Chain, micro(e.At), e.ActorID, e.ActorRegistration, string(e.ActorRole),
 			string(e.Action), e.Event, e.ReferralID, e.PatientNHSNumber, e.Outcome, e.Detail, e.Node, e.ClientAddr},
-		false, func(_ pgconn.CommandTag, err error) error {
+		func(_ pgconn.CommandTag, err error) error {
 			var pe *pgconn.PgError
 			if errors.As(err, &pe) && pe.Code == "23502" /* not_null_violation */ && pe.ColumnName == "seq" {
 				return fmt.Errorf("append audit entry to chain %d: the chain has no head: %w", e.Chain, rooms.ErrNotFound)

@@ -93,11 +93,11 @@ func (rm room) wantEvents(t *testing.T, what, referralID string, n int) {
 	}
 }
 
-// UpdateReferral, AppendEvent, RecordCommand, AddNotifications and
-// AppendAudit are sent with the next statement, or with the commit: their failure must be reported there,
-// named as the write reported it, and must fail the transaction even when
-// Postgres did not abort it (a write that changed no row) and the caller
-// carries on.
+// UpdateReferral, AppendEvent, RecordCommand and AddNotifications are sent
+// with the next statement, or with the commit, and AppendAudit with the
+// commit: their failure must be reported there, named as the write reported
+// it, and must fail the transaction even when Postgres did not abort it (a
+// write that changed no row) and the caller carries on.
 func TestDeferredWriteFailureFailsTheTransaction(t *testing.T) {
 	t.Parallel()
 	failures := []struct {
@@ -105,24 +105,27 @@ func TestDeferredWriteFailureFailsTheTransaction(t *testing.T) {
 		write  func(ctx context.Context, tx rooms.Tx, rm room) error
 		target error
 		named  string
+		// atCommit is set for a write held back for the commit: the
+		// statements after it do not send it, and succeed.
+		atCommit bool
 	}{
 		{"taken_event_seq", func(ctx context.Context, tx rooms.Tx, rm room) error {
 			return tx.AppendEvent(ctx, rm.event("r-1", 1))
-		}, rooms.ErrDuplicate, "append event 1 to referral r-1"},
+		}, rooms.ErrDuplicate, "append event 1 to referral r-1", false},
 		{"update_of_missing_referral", func(ctx context.Context, tx rooms.Tx, rm room) error {
 			return tx.UpdateReferral(ctx, rm.referral("r-ghost"))
-		}, rooms.ErrNotFound, "update referral r-ghost"},
+		}, rooms.ErrNotFound, "update referral r-ghost", false},
 		{"taken_command_ref", func(ctx context.Context, tx rooms.Tx, rm room) error {
 			return tx.RecordCommand(ctx, rooms.CommandRecord{ActorID: rm.user.ID, Ref: "ref-taken", Kind: "referral.message",
 				Result: json.RawMessage(`{}`), At: rm.at})
-		}, rooms.ErrDuplicate, "record command ref-taken of user u-1"},
+		}, rooms.ErrDuplicate, "record command ref-taken of user u-1", false},
 		{"taken_notification_id", func(ctx context.Context, tx rooms.Tx, rm room) error {
 			return tx.AddNotifications(ctx, []rooms.Notification{{ID: "n-taken", UserID: rm.user.ID, Kind: "message", At: rm.at, Title: "x"}})
-		}, rooms.ErrDuplicate, "add notification n-taken"},
+		}, rooms.ErrDuplicate, "add notification n-taken", false},
 		{"audit_chain_without_head", func(ctx context.Context, tx rooms.Tx, rm room) error {
 			return tx.AppendAudit(ctx, rooms.AuditEntry{Chain: rooms.AuditChains + 1, At: rm.at, Action: rooms.ActionRead,
 				Event: "referral.view", Outcome: rooms.OutcomeSuccess})
-		}, rooms.ErrNotFound, "append audit entry to chain 17"},
+		}, rooms.ErrNotFound, "append audit entry to chain 17", true},
 	}
 	// next is the statement after the failed write, by the way it is sent;
 	// nil leaves the failure to the commit.
@@ -183,6 +186,12 @@ func TestDeferredWriteFailureFailsTheTransaction(t *testing.T) {
 							t.Errorf("queue the failing write: %v", err)
 						}
 						if n.do == nil {
+							return nil
+						}
+						if f.atCommit {
+							if err := n.do(ctx, tx, rm); err != nil {
+								t.Errorf("next statement: %v; want it to succeed, with the write held for the commit", err)
+							}
 							return nil
 						}
 						wantFailure("next statement", n.do(ctx, tx, rm))

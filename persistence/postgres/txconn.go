@@ -1,9 +1,11 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -20,7 +22,13 @@ import (
 //     same batch as it, or ahead of COMMIT. COMMIT rides in their batch
 //     unless one of them checks the rows it changed: Postgres aborts the
 //     transaction after an error of its own, so COMMIT then does nothing,
-//     but it would commit a write that ran and changed no row.
+//     but it would commit a write that ran and changed no row;
+//   - writes to tables the transaction never reads back (queueDeferred: the
+//     audit trail) wait for COMMIT itself, and go in the order of their key
+//     (an audit chain), stably. A transaction therefore takes the locks
+//     they need (a chain's head row) last, all in one batch and in one
+//     order, so two transactions that each append to several chains, such
+//     as two groups (see Store.InTxGroup), cannot deadlock over them.
 //
 // Every statement of the transaction, tx's own and those of the reader
 // embedded in it, goes through txConn's querier methods, and each of them
@@ -37,6 +45,13 @@ type txConn struct {
 	// pendingChecked is set when a pending write checks the rows it
 	// changed, so COMMIT must wait for its answer.
 	pendingChecked bool
+	// deferred are the writes held back for COMMIT, each with its key.
+	deferred []deferredWrite
+	// queued counts the writes ever added to pending, and sent those of
+	// them sent; direct counts the statements tx's own methods sent at
+	// once (writer), all taken to write. A group's undo compares them
+	// with a mark.
+	queued, sent, direct int
 	// err is the failure of BEGIN or of a pending write. It fails the
 	// transaction: every later statement, and the commit, report it.
 	err error
@@ -63,7 +78,58 @@ func (c *txConn) queueWrite(sql string, args []any, checksRows bool, done func(p
 		return done(tag, err)
 	}
 	c.pending = append(c.pending, q)
+	c.queued++
 	c.pendingChecked = c.pendingChecked || checksRows
+}
+
+// deferredWrite is a write held back for COMMIT.
+type deferredWrite struct {
+	key int
+	q   *pgx.QueuedQuery
+}
+
+// queueDeferred holds the statement sql back for COMMIT, where the deferred
+// writes go in the order of their keys, stably: no statement of the
+// transaction may read what it writes. done is as for queueWrite; such a
+// write cannot check the rows it changed.
+func (c *txConn) queueDeferred(key int, sql string, args []any, done func(pgconn.CommandTag, error) error) {
+	q := &pgx.QueuedQuery{SQL: sql, Arguments: args}
+	q.Fn = func(br pgx.BatchResults) error {
+		tag, err := br.Exec()
+		if notSent(err) {
+			return err
+		}
+		return done(tag, err)
+	}
+	c.deferred = append(c.deferred, deferredWrite{key: key, q: q})
+}
+
+// mark is where a member of a group began in its transaction (see undo).
+type mark struct{ queued, direct, deferred int }
+
+func (c *txConn) mark() mark {
+	return mark{queued: c.queued, direct: c.direct, deferred: len(c.deferred)}
+}
+
+// undo takes back everything queued since m, and reports whether that is
+// all there is to take back: nothing failed in the transaction, and no
+// write made since m has reached the server, neither queued nor sent at
+// once. Reads may have been sent since m (they change nothing), and the
+// writes queued before m may have gone with them. When undo reports false
+// the transaction must roll back: a savepoint would cost every member of a
+// group two statements and a subtransaction, where a failure after a write
+// is a rare one (a constraint, a lost connection).
+func (c *txConn) undo(m mark) bool {
+	if c.err != nil || c.direct != m.direct || c.sent > m.queued {
+		return false
+	}
+	c.pending = c.pending[:len(c.pending)-(c.queued-m.queued)]
+	c.queued = m.queued
+	clear(c.deferred[m.deferred:])
+	c.deferred = c.deferred[:m.deferred]
+	// pendingChecked may stay set for a write taken back: COMMIT then waits
+	// for the writes' answers, which costs a round trip and nothing else.
+	return true
 }
 
 // notSent reports whether err is the failure of a whole batch that could
@@ -94,25 +160,34 @@ func (c *txConn) usable() error {
 // statement can go to the connection directly.
 func (c *txConn) caughtUp() bool { return c.begun && len(c.pending) == 0 }
 
-// send sends BEGIN when it has not been sent, the pending writes and then
-// the statements of b (nil for none) in one batch, and reads the results
-// of BEGIN and of the writes. The results returned are at b's first
-// statement; they must be closed. The error is the first of BEGIN or of a
-// write, which fails the transaction.
-func (c *txConn) send(ctx context.Context, b *pgx.Batch) (pgx.BatchResults, error) {
+// send sends BEGIN when it has not been sent, the pending writes, the
+// deferred ones when commit is set, and then the statements of b (nil for
+// none) in one batch, and reads the results of BEGIN and of the writes.
+// The results returned are at b's first statement; they must be closed.
+// The error is the first of BEGIN or of a write, which fails the
+// transaction.
+func (c *txConn) send(ctx context.Context, b *pgx.Batch, commit bool) (pgx.BatchResults, error) {
 	var stmts []*pgx.QueuedQuery
 	if b != nil {
 		stmts = b.QueuedQueries
 	}
-	qs := make([]*pgx.QueuedQuery, 0, 1+len(c.pending)+len(stmts))
+	qs := make([]*pgx.QueuedQuery, 0, 1+len(c.pending)+len(c.deferred)+len(stmts))
 	if !c.begun {
 		begin := &pgx.QueuedQuery{SQL: beginSQL}
 		begin.Fn = beginResult
 		qs = append(qs, begin)
 	}
 	qs = append(qs, c.pending...)
+	if commit {
+		slices.SortStableFunc(c.deferred, func(a, b deferredWrite) int { return cmp.Compare(a.key, b.key) })
+		for _, d := range c.deferred {
+			qs = append(qs, d.q)
+		}
+		c.deferred = nil
+	}
 	ahead := len(qs)
 	qs = append(qs, stmts...)
+	c.sent += len(c.pending)
 	c.begun, c.pending, c.pendingChecked = true, nil, false
 	br := c.conn.SendBatch(ctx, &pgx.Batch{QueuedQueries: qs})
 	for _, q := range qs[:ahead] {
@@ -145,7 +220,7 @@ func (c *txConn) flush(ctx context.Context) error {
 	if c.caughtUp() {
 		return nil
 	}
-	br, err := c.send(ctx, nil)
+	br, err := c.send(ctx, nil, false)
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
@@ -162,7 +237,7 @@ func (c *txConn) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comm
 	}
 	b := &pgx.Batch{}
 	b.Queue(sql, args...)
-	br, err := c.send(ctx, b)
+	br, err := c.send(ctx, b, false)
 	var tag pgconn.CommandTag
 	if err == nil {
 		tag, err = br.Exec()
@@ -185,7 +260,7 @@ func (c *txConn) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row 
 	}
 	b := &pgx.Batch{}
 	b.Queue(sql, args...)
-	br, err := c.send(ctx, b)
+	br, err := c.send(ctx, b, false)
 	return batchRow{br: br, err: err}
 }
 
@@ -197,7 +272,7 @@ func (c *txConn) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	if c.caughtUp() {
 		return c.conn.SendBatch(ctx, b)
 	}
-	br, err := c.send(ctx, b)
+	br, err := c.send(ctx, b, false)
 	if err != nil {
 		return failedBatch{BatchResults: pgx.FailedBatchResults(b, err), sent: br}
 	}
@@ -219,7 +294,7 @@ func (c *txConn) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, 
 // are known to have succeeded. A transaction that never sent a statement
 // has nothing to commit.
 func (c *txConn) commit(ctx context.Context) error {
-	if !c.begun && len(c.pending) == 0 {
+	if !c.begun && len(c.pending) == 0 && len(c.deferred) == 0 {
 		return nil
 	}
 	if c.pendingChecked {
@@ -232,7 +307,7 @@ func (c *txConn) commit(ctx context.Context) error {
 	}
 	b := &pgx.Batch{}
 	b.Queue("COMMIT")
-	br, err := c.send(ctx, b)
+	br, err := c.send(ctx, b, true)
 	if err != nil {
 		// A write failed, and COMMIT did not run; the error is the
 		// write's, as flush would report it.

@@ -185,6 +185,42 @@ func (s *Store) InTx(ctx context.Context, fn func(tx rooms.Tx) error) error {
 	return nil
 }
 
+// InTxGroup runs fns one after another in one write transaction, with one
+// commit, each in a savepoint of its own, so that a member that fails is
+// rolled back alone and the others commit (see rooms.Store). The embedded
+// store has one writer, so lock has nothing to order: every referral is
+// the writer's until the commit.
+func (s *Store) InTxGroup(ctx context.Context, _ []string, fns []func(tx rooms.Tx) error) ([]error, error) {
+	sqlTx, err := s.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer sqlTx.Rollback()
+	t := &Tx{reader: reader{q: sqlTx}, tx: sqlTx}
+	errs := make([]error, len(fns))
+	for i, fn := range fns {
+		if _, err := sqlTx.ExecContext(ctx, "SAVEPOINT member"); err != nil {
+			return nil, fmt.Errorf("savepoint: %w", err)
+		}
+		if errs[i] = fn(t); errs[i] != nil {
+			if _, err := sqlTx.ExecContext(ctx, "ROLLBACK TO member"); err != nil {
+				return nil, fmt.Errorf("roll back to savepoint: %w", err)
+			}
+		}
+		if _, err := sqlTx.ExecContext(ctx, "RELEASE member"); err != nil {
+			return nil, fmt.Errorf("release savepoint: %w", err)
+		}
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return nil, fmt.Errorf("commit transaction: %w", err)
+	}
+	return errs, nil
+}
+
+// GroupsAtOnce is one: the embedded store has a single writer, so a second
+// group would only wait for the first.
+func (s *Store) GroupsAtOnce() int { return 1 }
+
 // begin starts a write transaction. BEGIN IMMEDIATE takes the write lock up
 // front, so the only place another process can make us wait is here, before
 // fn has run; busy_timeout covers ordinary waits and the retry covers a

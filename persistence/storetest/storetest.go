@@ -50,6 +50,7 @@ func Run(t *testing.T, open func(t *testing.T) rooms.Store) {
 		{"reminders", reminderTests},
 		{"workflow_transactions", workflowTransactionTests},
 		{"scheduler_lock", schedulerLockTests},
+		{"groups", groupTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
