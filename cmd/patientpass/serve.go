@@ -69,6 +69,10 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	svc := rooms.NewService(rooms.Config{Store: store, Node: cfg.Node, Publisher: rt,
 		Watcher: realtime.Updates{Hub: rt, Log: log}, Holidays: cal})
 	rt.AddFeeds(svc)
+	m.GroupCommits(func() (int64, int64, int64) {
+		st := svc.GroupStats()
+		return st.Groups, st.Members, st.Alone
+	})
 	// Whatever happens from here, the hub's goroutines end before the
 	// store closes (deferred above, so it runs after this).
 	defer func() {

@@ -178,3 +178,21 @@ func (f factory) counterVec(name, help, label string) *prometheus.CounterVec {
 	f.reg.MustRegister(v)
 	return v
 }
+
+// GroupCommits exports the counts of the store's group commits, read from
+// stats at each scrape: groups committed, the commands and audit entries
+// they held, and those run again alone because their group failed. Their
+// ratio is the mean group size, which rises with load.
+func (m *Metrics) GroupCommits(stats func() (groups, members, alone int64)) {
+	counter := func(name, help string, pick func(g, m, a int64) int64) {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 {
+			return float64(pick(stats()))
+		}))
+	}
+	counter("patientpass_store_groups_total", "Transactions shared by the commands and audit entries that arrived together (group commit).",
+		func(g, _, _ int64) int64 { return g })
+	counter("patientpass_store_group_members_total", "Commands and audit entries committed in groups.",
+		func(_, m, _ int64) int64 { return m })
+	counter("patientpass_store_group_alone_total", "Commands and audit entries run again alone because their group could not commit.",
+		func(_, _, a int64) int64 { return a })
+}

@@ -126,7 +126,7 @@ func (s *Store) InTxGroup(ctx context.Context, lock []string, fns []func(tx room
 	if err != nil {
 		return nil, fmt.Errorf("begin transaction: %w", err)
 	}
-	c := &txConn{conn: pc.Conn()}
+	c := &txConn{conn: pc.Conn(), merge: true}
 	defer func() {
 		c.closed = true
 		pc.Release()
@@ -156,7 +156,7 @@ func (s *Store) InTxGroup(ctx context.Context, lock []string, fns []func(tx room
 // GroupsAtOnce is how many groups of commands run at once: enough to keep
 // a group filling while another waits for its commit to reach the disk,
 // few enough that groups stay large and leave the pool to reads.
-func (s *Store) GroupsAtOnce() int { return 4 }
+func (s *Store) GroupsAtOnce() int { return 2 }
 
 // rollbackTimeout bounds the rollback of a failed transaction.
 const rollbackTimeout = 5 * time.Second

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -240,25 +241,85 @@ func (t *tx) UpdateReferral(_ context.Context, r rooms.Referral) error {
 	if err != nil {
 		return fmt.Errorf("update referral %s: encode outcomes: %w", r.ID, err)
 	}
-	t.q.queueWrite(`UPDATE referrals SET status = $2, priority = $3, form = $4,
+	args := []any{r.ID, string(r.Status), string(r.Priority), form,
+		r.ContactPhone, r.ConsultantDiscussed, r.AssigneeID, outcomes,
+		microPtr(r.SubmittedAt), microPtr(r.TriageDueAt), micro(r.StatusChangedAt), microPtr(r.TriagedAt),
+		microPtr(r.ReminderAt), micro(r.UpdatedAt), r.HeadSeq}
+	done := func(tag pgconn.CommandTag, err error) error {
+		if err != nil {
+			return mapErr(err, "update referral "+r.ID)
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("update referral %s: %w", r.ID, rooms.ErrNotFound)
+		}
+		return nil
+	}
+	if t.locked[r.ID] {
+		// The row is there until the transaction ends: nothing to check
+		// of the rows changed, so the update can go with the others.
+		t.q.queueRow(referralUpdates, args, done)
+		return nil
+	}
+	t.q.queueWrite(referralUpdates.one, args, true, done)
+	return nil
+}
+
+// referralUpdates are the updates of locked referrals. Several go as one
+// UPDATE from arrays, one per column, keeping each referral's last (an
+// UPDATE … FROM changes a row once, with whichever of its matches it meets
+// first).
+var referralUpdates = &rowKind{
+	one: `UPDATE referrals SET status = $2, priority = $3, form = $4,
 		contact_phone = $5, consultant_discussed = $6, assignee_id = $7, outcomes = $8,
 		submitted_at = $9, triage_due_at = $10, status_changed_at = $11, triaged_at = $12,
 		reminder_at = $13, updated_at = $14, head_seq = $15
 		WHERE id = $1`,
-		[]any{r.ID, string(r.Status), string(r.Priority), form,
-			r.ContactPhone, r.ConsultantDiscussed, r.AssigneeID, outcomes,
-			microPtr(r.SubmittedAt), microPtr(r.TriageDueAt), micro(r.StatusChangedAt), microPtr(r.TriagedAt),
-			microPtr(r.ReminderAt), micro(r.UpdatedAt), r.HeadSeq},
-		!t.locked[r.ID], func(tag pgconn.CommandTag, err error) error {
-			if err != nil {
-				return mapErr(err, "update referral "+r.ID)
+	many: func(rows [][]any) (string, []any) {
+		last := map[any]int{}
+		for i, r := range rows {
+			last[r[0]] = i
+		}
+		kept := make([][]any, 0, len(last))
+		for i, r := range rows {
+			if last[r[0]] == i {
+				kept = append(kept, r)
 			}
-			if tag.RowsAffected() == 0 {
-				return fmt.Errorf("update referral %s: %w", r.ID, rooms.ErrNotFound)
+		}
+		return `UPDATE referrals AS r SET status = u.status, priority = u.priority, form = u.form,
+			contact_phone = u.contact_phone, consultant_discussed = u.consultant_discussed, assignee_id = u.assignee_id,
+			outcomes = u.outcomes, submitted_at = u.submitted_at, triage_due_at = u.triage_due_at,
+			status_changed_at = u.status_changed_at, triaged_at = u.triaged_at, reminder_at = u.reminder_at,
+			updated_at = u.updated_at, head_seq = u.head_seq
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::boolean[], $7::text[], $8::jsonb[],
+				$9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[], $13::timestamptz[],
+				$14::timestamptz[], $15::bigint[])
+				AS u(id, status, priority, form, contact_phone, consultant_discussed, assignee_id, outcomes,
+					submitted_at, triage_due_at, status_changed_at, triaged_at, reminder_at, updated_at, head_seq)
+			WHERE r.id = u.id`, []any{
+				column[string](kept, 0), column[string](kept, 1), column[string](kept, 2), column[[]byte](kept, 3),
+				column[string](kept, 4), column[bool](kept, 5), column[string](kept, 6), column[[]byte](kept, 7),
+				column[*time.Time](kept, 8), column[*time.Time](kept, 9), column[time.Time](kept, 10), column[*time.Time](kept, 11),
+				column[*time.Time](kept, 12), column[time.Time](kept, 13), column[int64](kept, 14),
 			}
-			return nil
-		})
-	return nil
+	},
+}
+
+// column is the values of rows' argument i, as one array.
+func column[T any](rows [][]any, i int) []T {
+	c := make([]T, len(rows))
+	for j, r := range rows {
+		c[j] = r[i].(T)
+	}
+	return c
+}
+
+// joinColumn is rows' argument i, itself an array, joined into one.
+func joinColumn[T any](rows [][]any, i int) []T {
+	var c []T
+	for _, r := range rows {
+		c = append(c, r[i].([]T)...)
+	}
+	return c
 }
 
 // AppendEvent stores an event; rooms.ErrDuplicate when its seq is taken.
@@ -266,15 +327,29 @@ func (t *tx) UpdateReferral(_ context.Context, r rooms.Referral) error {
 func (t *tx) AppendEvent(_ context.Context, e rooms.Event) error {
 	// The body is copied: the caller's may change before it is sent.
 	body := bytes.Clone(e.Body)
-	t.q.queueWrite(`INSERT INTO events (`+eventColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`,
-		[]any{e.ReferralID, e.Seq, string(e.Kind), e.Author, micro(e.At), body},
-		false, func(_ pgconn.CommandTag, err error) error {
+	t.q.queueRow(eventRows, []any{e.ReferralID, e.Seq, string(e.Kind), e.Author, micro(e.At), body},
+		func(_ pgconn.CommandTag, err error) error {
 			if err != nil {
 				return mapErr(err, fmt.Sprintf("append event %d to referral %s", e.Seq, e.ReferralID))
 			}
 			return nil
 		})
 	return nil
+}
+
+// eventRows are appended events; several go as one INSERT from arrays.
+var eventRows = &rowKind{
+	one: `INSERT INTO events (` + eventColumns + `) VALUES ($1, $2, $3, $4, $5, $6)`,
+	many: func(rows [][]any) (string, []any) {
+		authors := make([][]byte, len(rows))
+		for i, r := range rows {
+			authors[i], _ = json.Marshal(r[3]) // an Author always encodes
+		}
+		return `INSERT INTO events (` + eventColumns + `)
+			SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::jsonb[], $5::timestamptz[], $6::jsonb[])`,
+			[]any{column[string](rows, 0), column[int64](rows, 1), column[string](rows, 2), authors,
+				column[time.Time](rows, 4), column[[]byte](rows, 5)}
+	},
 }
 
 // PutPlanSection creates or replaces one section of a referral's plan.
@@ -323,15 +398,25 @@ func (t *tx) SetReadMarker(ctx context.Context, referralID, userID string, seq i
 func (t *tx) RecordCommand(_ context.Context, c rooms.CommandRecord) error {
 	// The result is copied: the caller's may change before it is sent.
 	res := bytes.Clone(c.Result)
-	t.q.queueWrite(`INSERT INTO commands (actor_id, ref, kind, referral_id, result, at) VALUES ($1, $2, $3, $4, $5, $6)`,
-		[]any{c.ActorID, c.Ref, c.Kind, c.ReferralID, res, micro(c.At)},
-		false, func(_ pgconn.CommandTag, err error) error {
+	t.q.queueRow(commandRows, []any{c.ActorID, c.Ref, c.Kind, c.ReferralID, res, micro(c.At)},
+		func(_ pgconn.CommandTag, err error) error {
 			if err != nil {
 				return mapErr(err, fmt.Sprintf("record command %s of user %s", c.Ref, c.ActorID))
 			}
 			return nil
 		})
 	return nil
+}
+
+// commandRows are recorded commands; several go as one INSERT from arrays.
+var commandRows = &rowKind{
+	one: `INSERT INTO commands (actor_id, ref, kind, referral_id, result, at) VALUES ($1, $2, $3, $4, $5, $6)`,
+	many: func(rows [][]any) (string, []any) {
+		return `INSERT INTO commands (actor_id, ref, kind, referral_id, result, at)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::timestamptz[])`,
+			[]any{column[string](rows, 0), column[string](rows, 1), column[string](rows, 2), column[string](rows, 3),
+				column[[]byte](rows, 4), column[time.Time](rows, 5)}
+	},
 }
 
 // appendAuditSQL moves the head of chain $4 and stores the entry linked to

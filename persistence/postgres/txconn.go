@@ -41,7 +41,10 @@ type txConn struct {
 	// begun is set once BEGIN has been sent.
 	begun bool
 	// pending are the writes not yet sent, in the order they were made.
-	pending []*pgx.QueuedQuery
+	pending []pendingWrite
+	// merge is set for a group's transaction (Store.InTxGroup): the
+	// pending rows of one kind go as one statement (see rowKind).
+	merge bool
 	// pendingChecked is set when a pending write checks the rows it
 	// changed, so COMMIT must wait for its answer.
 	pendingChecked bool
@@ -63,6 +66,29 @@ var _ querier = (*txConn)(nil)
 
 const beginSQL = "BEGIN ISOLATION LEVEL READ COMMITTED"
 
+// pendingWrite is a write not yet sent: a statement of its own, or a row of
+// a kind that a group merges with the others of its kind.
+type pendingWrite struct {
+	q *pgx.QueuedQuery // the statement of its own; nil for a row
+	// kind, args and done are the row's: its kind, its arguments for
+	// kind.one and the check of its result.
+	kind *rowKind
+	args []any
+	done func(pgconn.CommandTag, error) error
+}
+
+// rowKind is a kind of row a transaction writes many of, such as an event.
+// one writes one row from its arguments; many writes several in one
+// statement, from each row's arguments for one. A group sends the rows of a
+// kind together where the first of them was queued: nothing in between may
+// depend on their order, which holds for rows inserted into tables nothing
+// else in the transaction writes, and for updates of referrals the
+// transaction has locked (the last of each referral's updates wins).
+type rowKind struct {
+	one  string
+	many func(rows [][]any) (sql string, args []any)
+}
+
 // queueWrite defers the statement sql to the next round trip. done is
 // called with its command tag and error once it has been sent, and returns
 // the error the write reports, the error the method that queued it would
@@ -77,9 +103,81 @@ func (c *txConn) queueWrite(sql string, args []any, checksRows bool, done func(p
 		}
 		return done(tag, err)
 	}
-	c.pending = append(c.pending, q)
+	c.pending = append(c.pending, pendingWrite{q: q})
 	c.queued++
 	c.pendingChecked = c.pendingChecked || checksRows
+}
+
+// queueRow defers a row of kind to the next round trip, as queueWrite does
+// a statement; in a group it goes with the other rows of its kind. done is
+// as for queueWrite; a merged statement's result is given to the done of
+// each of its rows, and the first error they return is the write's. A row
+// cannot check the rows it changed.
+func (c *txConn) queueRow(kind *rowKind, args []any, done func(pgconn.CommandTag, error) error) {
+	c.pending = append(c.pending, pendingWrite{kind: kind, args: args, done: done})
+	c.queued++
+}
+
+// statements turns the pending writes into the statements that send them:
+// one per write, or, in a group, one per kind of row, where its first row
+// was.
+func (c *txConn) statements() []*pgx.QueuedQuery {
+	qs := make([]*pgx.QueuedQuery, 0, len(c.pending))
+	merged := map[*rowKind]int{} // kind → its rows' index in rows
+	var (
+		rows  [][]pendingWrite
+		slots []int // where in qs each kind's statement goes
+	)
+	for _, w := range c.pending {
+		switch {
+		case w.q != nil:
+			qs = append(qs, w.q)
+		case !c.merge:
+			qs = append(qs, rowStatement(w.kind.one, w.args, []pendingWrite{w}))
+		default:
+			i, ok := merged[w.kind]
+			if !ok {
+				i = len(rows)
+				merged[w.kind] = i
+				rows = append(rows, nil)
+				slots = append(slots, len(qs))
+				qs = append(qs, nil) // filled in below
+			}
+			rows[i] = append(rows[i], w)
+		}
+	}
+	for i, rs := range rows {
+		sql, args := rs[0].kind.one, rs[0].args
+		if len(rs) > 1 {
+			all := make([][]any, len(rs))
+			for j, r := range rs {
+				all[j] = r.args
+			}
+			sql, args = rs[0].kind.many(all)
+		}
+		qs[slots[i]] = rowStatement(sql, args, rs)
+	}
+	return qs
+}
+
+// rowStatement is the statement sql with args that writes rows, whose
+// result it gives to each of them.
+func rowStatement(sql string, args []any, rows []pendingWrite) *pgx.QueuedQuery {
+	q := &pgx.QueuedQuery{SQL: sql, Arguments: args}
+	q.Fn = func(br pgx.BatchResults) error {
+		tag, err := br.Exec()
+		if notSent(err) {
+			return err
+		}
+		var first error
+		for _, r := range rows {
+			if e := r.done(tag, err); e != nil && first == nil {
+				first = e
+			}
+		}
+		return first
+	}
+	return q
 }
 
 // deferredWrite is a write held back for COMMIT.
@@ -123,7 +221,9 @@ func (c *txConn) undo(m mark) bool {
 	if c.err != nil || c.direct != m.direct || c.sent > m.queued {
 		return false
 	}
-	c.pending = c.pending[:len(c.pending)-(c.queued-m.queued)]
+	keep := len(c.pending) - (c.queued - m.queued)
+	clear(c.pending[keep:])
+	c.pending = c.pending[:keep]
 	c.queued = m.queued
 	clear(c.deferred[m.deferred:])
 	c.deferred = c.deferred[:m.deferred]
@@ -177,7 +277,7 @@ func (c *txConn) send(ctx context.Context, b *pgx.Batch, commit bool) (pgx.Batch
 		begin.Fn = beginResult
 		qs = append(qs, begin)
 	}
-	qs = append(qs, c.pending...)
+	qs = append(qs, c.statements()...)
 	if commit {
 		slices.SortStableFunc(c.deferred, func(a, b deferredWrite) int { return cmp.Compare(a.key, b.key) })
 		for _, d := range c.deferred {

@@ -203,11 +203,8 @@ func (t *tx) AddNotifications(_ context.Context, ns []rooms.Notification) error 
 	if len(ns) > 1 {
 		what = fmt.Sprintf("add %d notifications from %s", len(ns), ns[0].ID)
 	}
-	t.q.queueWrite(`INSERT INTO notifications (id, user_id, kind, referral_id, seq, at, title, read_at)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::timestamptz[],
-			$7::text[], $8::timestamptz[])`,
-		[]any{ids, users, kinds, referrals, seqs, ats, titles, readAts},
-		false, func(_ pgconn.CommandTag, err error) error {
+	t.q.queueRow(notificationRows, []any{ids, users, kinds, referrals, seqs, ats, titles, readAts},
+		func(_ pgconn.CommandTag, err error) error {
 			if err != nil {
 				return mapErr(err, what)
 			}
@@ -215,6 +212,20 @@ func (t *tx) AddNotifications(_ context.Context, ns []rooms.Notification) error 
 		})
 	return nil
 }
+
+// notificationRows are the notifications of AddNotifications calls: one
+// call's as arrays, one per column, so the statement is the same whatever
+// their number, and several calls' as the same arrays joined.
+var notificationRows = &rowKind{one: addNotificationsSQL, many: func(rows [][]any) (string, []any) {
+	return addNotificationsSQL, []any{
+		joinColumn[string](rows, 0), joinColumn[string](rows, 1), joinColumn[string](rows, 2), joinColumn[string](rows, 3),
+		joinColumn[int64](rows, 4), joinColumn[time.Time](rows, 5), joinColumn[string](rows, 6), joinColumn[*time.Time](rows, 7),
+	}
+}}
+
+const addNotificationsSQL = `INSERT INTO notifications (id, user_id, kind, referral_id, seq, at, title, read_at)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::timestamptz[],
+		$7::text[], $8::timestamptz[])`
 
 // markNotificationsRead locks the unread notifications it marks in id
 // order before it marks them. An UPDATE alone would lock them in the order
