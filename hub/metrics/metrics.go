@@ -40,6 +40,12 @@ type Metrics struct {
 	GapRepairs prometheus.Counter
 	// RepairedEvents counts the events those reads delivered.
 	RepairedEvents prometheus.Counter
+	// ReplaysFromMemory counts the rounds of subscription replays served
+	// from a room's tail of recent events; ReplaysFromStore those that read
+	// the store (the first subscriber of a room, or a client further
+	// behind than the tail).
+	ReplaysFromMemory prometheus.Counter
+	ReplaysFromStore  prometheus.Counter
 	// SlowConsumerCloses counts connections closed with 4008.
 	SlowConsumerCloses prometheus.Counter
 	// SessionCloses counts connections closed with 4001.
@@ -97,6 +103,8 @@ func New() *Metrics {
 		EventsDelivered:    f.counter("patientpass_ws_events_delivered_total", "Event frames written to WebSocket connections."),
 		GapRepairs:         f.counter("patientpass_ws_gap_repairs_total", "Store reads that found events the broker had not delivered."),
 		RepairedEvents:     f.counter("patientpass_ws_repaired_events_total", "Events delivered from the store by gap repairs."),
+		ReplaysFromMemory:  f.counter("patientpass_ws_replays_from_memory_total", "Subscription replay rounds served from a room's tail of recent events."),
+		ReplaysFromStore:   f.counter("patientpass_ws_replays_from_store_total", "Subscription replay rounds that read the store."),
 		SlowConsumerCloses: f.counter("patientpass_ws_slow_consumer_closes_total", "Connections closed with 4008 because their send queue was full."),
 		SessionCloses:      f.counter("patientpass_ws_session_closes_total", "Connections closed with 4001 because their session ended."),
 		FramesRefused:      f.counter("patientpass_ws_frames_refused_total", "Client frames answered with an error frame."),

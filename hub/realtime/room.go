@@ -21,6 +21,16 @@ const (
 	repairRetry = time.Second
 	// repairTimeout bounds one store read of a repair.
 	repairTimeout = 10 * time.Second
+	// tailFrames and tailBytes bound the recent event frames a room keeps
+	// to replay from memory. A client that reconnects within seconds asks
+	// for a handful of events, and a room that has lost its subscribers
+	// lingers (topicLinger) still receiving its events, so a reconnect
+	// storm resumes from memory instead of queueing one store read per
+	// client; a longer absence reads the store, as before. The bounds keep
+	// an idle room small: 64 frames of a few hundred bytes, fewer when
+	// large plan edits fill the bytes.
+	tailFrames = 64
+	tailBytes  = 64 << 10
 )
 
 // room is a topic of an EventFeed on this node: one referral's room. Its
@@ -41,6 +51,13 @@ type room struct {
 	delivered int64
 	// pending holds the frames of events that arrived ahead of a gap.
 	pending map[int64]pendingFrame
+	// tail holds the frames of the last events delivered, in seq order and
+	// without gaps, the last being delivered's: tail[i] is event
+	// tailFirst+i. tailSize is their bytes. A replay after a seq inside it
+	// needs no store read.
+	tail      []tailFrame
+	tailFirst int64
+	tailSize  int
 	// A repair reads the store after delivered. Only one runs at a time;
 	// again asks it to read once more, armed that one is scheduled.
 	repairing, again, armed bool
@@ -55,6 +72,12 @@ type room struct {
 type pendingFrame struct {
 	data []byte
 	at   time.Time
+}
+
+// tailFrame is one event's frame in a room's tail.
+type tailFrame struct {
+	seq  int64
+	data []byte
 }
 
 type presenceCount struct {
@@ -139,21 +162,51 @@ func (t *room) remove(s Subscriber) {
 	}
 }
 
-// catchUp replays the stored events after rs.next-1 to the subscriber, then
-// makes it live once it holds everything the room has delivered, so the
-// seam between replay and live has neither gap nor duplicate. The
-// subscribed frame, with the head, goes out before any live event.
+// catchUp replays the events after rs.next-1 to the subscriber, then makes
+// it live once it holds everything the room has delivered, so the seam
+// between replay and live has neither gap nor duplicate. The subscribed
+// frame, with the head, goes out before any live event.
+//
+// A room that has delivered events replays from its tail when the tail
+// holds the next event the subscriber needs, and from the store when it
+// does not; a room nobody has caught up yet always reads the store. The
+// frames are sent outside the lock, waiting for room in the subscriber's
+// queue, so each round sends what the room had delivered when it began,
+// and the next round checks again: the subscription goes live only under
+// the lock, at a moment when it holds exactly what the room delivered.
 func (t *room) catchUp(ctx context.Context, s Subscriber, rs *roomSub) error {
 	for {
+		t.mu.Lock()
+		if t.delivered >= 0 && rs.next-1 >= t.delivered {
+			t.goLiveLocked(s, rs)
+			t.mu.Unlock()
+			return nil
+		}
+		frames := t.tailAfterLocked(rs.next - 1)
+		t.mu.Unlock()
+		if frames != nil {
+			t.h.m.ReplaysFromMemory.Inc()
+			for _, f := range frames {
+				if err := s.SendWait(ctx, Frame{Data: f.data, Event: true}); err != nil {
+					return err
+				}
+				rs.next = f.seq + 1
+			}
+			continue
+		}
+		t.h.m.ReplaysFromStore.Inc()
 		events, err := t.feed.Events(ctx, t.key, rs.next-1, repairPage)
 		if err != nil {
 			return err
 		}
+		replayed := make([]tailFrame, 0, len(events))
 		for _, e := range events {
-			if err := s.SendWait(ctx, Frame{Data: EventFrame(t.topic, e), Event: true}); err != nil {
+			f := tailFrame{seq: e.Seq, data: EventFrame(t.topic, e)}
+			if err := s.SendWait(ctx, Frame{Data: f.data, Event: true}); err != nil {
 				return err
 			}
 			rs.next = e.Seq + 1
+			replayed = append(replayed, f)
 		}
 		if len(events) == repairPage {
 			continue
@@ -161,21 +214,81 @@ func (t *room) catchUp(ctx context.Context, s Subscriber, rs *roomSub) error {
 		t.mu.Lock()
 		if t.delivered < 0 {
 			// The first subscriber here: the room starts where its replay
-			// ended, and reads the store once more for whatever committed
-			// before the broker listened.
+			// ended, its tail holds the end of that replay, and it reads
+			// the store once more for whatever committed before the broker
+			// listened.
 			t.delivered = rs.next - 1
+			t.seedTailLocked(replayed)
 			t.drainLocked()
 			t.startRepairLocked()
 		}
 		if rs.next-1 >= t.delivered {
-			rs.live = true
-			head := rs.next - 1
-			s.Send(Frame{Data: EncodeFrame(wire.ServerFrame{Type: wire.TypeSubscribed, Topic: t.topic, Head: &head})})
-			s.Send(Frame{Data: t.presenceFrameLocked()})
+			t.goLiveLocked(s, rs)
 			t.mu.Unlock()
 			return nil
 		}
 		t.mu.Unlock()
+	}
+}
+
+// goLiveLocked makes a caught-up subscriber live: it is sent the subscribed
+// frame, with the head it has, and the room's presence, and from now on
+// every event the room delivers after its head.
+func (t *room) goLiveLocked(s Subscriber, rs *roomSub) {
+	rs.live = true
+	head := rs.next - 1
+	s.Send(Frame{Data: EncodeFrame(wire.ServerFrame{Type: wire.TypeSubscribed, Topic: t.topic, Head: &head})})
+	s.Send(Frame{Data: t.presenceFrameLocked()})
+}
+
+// tailAfterLocked returns the frames of the tail after seq after, up to
+// repairPage of them, or nil when the tail does not hold event after+1 (it
+// is older than the tail, or not delivered yet). The slice is a copy: the
+// frames themselves are never changed.
+func (t *room) tailAfterLocked(after int64) []tailFrame {
+	if len(t.tail) == 0 || after+1 < t.tailFirst || after+1 > t.delivered {
+		return nil
+	}
+	from := after + 1 - t.tailFirst
+	return slices.Clone(t.tail[from:min(int64(len(t.tail)), from+repairPage)])
+}
+
+// appendTailLocked adds the frame of the event just delivered, seq, and
+// drops the oldest beyond tailFrames and tailBytes. A frame that does not
+// follow on from the tail (never expected: delivered advances one by one)
+// starts the tail again, so it never holds a gap.
+func (t *room) appendTailLocked(seq int64, data []byte) {
+	if len(t.tail) > 0 && seq != t.tailFirst+int64(len(t.tail)) {
+		t.tail, t.tailSize = t.tail[:0], 0
+	}
+	if len(t.tail) == 0 {
+		t.tailFirst = seq
+	}
+	t.tail = append(t.tail, tailFrame{seq: seq, data: data})
+	t.tailSize += len(data)
+	drop := 0
+	for len(t.tail)-drop > tailFrames || (t.tailSize > tailBytes && len(t.tail)-drop > 1) {
+		t.tailSize -= len(t.tail[drop].data)
+		drop++
+	}
+	if drop > 0 {
+		// Shift rather than reslice, so the array does not grow without
+		// bound as the front moves on.
+		n := copy(t.tail, t.tail[drop:])
+		clear(t.tail[n:])
+		t.tail = t.tail[:n]
+		t.tailFirst += int64(drop)
+	}
+}
+
+// seedTailLocked fills the tail of a room that has just been caught up
+// with the end of the first subscriber's replay, which ends at delivered.
+func (t *room) seedTailLocked(replayed []tailFrame) {
+	if n := len(replayed); n == 0 || replayed[n-1].seq != t.delivered {
+		return
+	}
+	for _, f := range replayed[max(0, len(replayed)-tailFrames):] {
+		t.appendTailLocked(f.seq, f.data)
 	}
 }
 
@@ -207,6 +320,7 @@ func (t *room) offer(seq int64, frame []byte, at time.Time) {
 // full closes itself with 4008 and resumes after reconnecting.
 func (t *room) deliverLocked(seq int64, frame []byte, at time.Time) {
 	t.delivered = seq
+	t.appendTailLocked(seq, frame)
 	if len(t.subs) == 0 {
 		return
 	}
