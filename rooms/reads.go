@@ -12,6 +12,12 @@ func (s *Service) referral(ctx context.Context, id string) (Referral, error) {
 	if err != nil {
 		return Referral{}, fmt.Errorf("read referral %s: %w", id, err)
 	}
+	return s.withPlan(ctx, r)
+}
+
+// withPlan completes r's plan, which holds the sections stored, from its
+// pathway.
+func (s *Service) withPlan(ctx context.Context, r Referral) (Referral, error) {
 	pw, err := s.store.Pathway(ctx, r.PathwayID)
 	if err != nil {
 		return Referral{}, fmt.Errorf("read pathway %s: %w", r.PathwayID, err)
@@ -23,6 +29,12 @@ func (s *Service) referral(ctx context.Context, id string) (Referral, error) {
 // Authorize returns the referral if the caller may see it. When they may
 // not, or it does not exist, it returns not_found and audits the denial;
 // event names the attempted interaction ("referral.subscribe", …).
+//
+// The referral is read alone, with its participants and its stored plan
+// sections, in one store round trip: the plan is not completed from the
+// pathway, since deciding access needs neither, and a subscription or a
+// typing indicator should not wait for a second read. Referral completes
+// the plan of what it shows.
 func (s *Service) Authorize(ctx context.Context, c Caller, referralID, event string) (Referral, error) {
 	if err := checkCaller(c); err != nil {
 		return Referral{}, err
@@ -31,7 +43,10 @@ func (s *Service) Authorize(ctx context.Context, c Caller, referralID, event str
 		_ = s.AuditCaller(ctx, c, ActionRead, event, nil, OutcomeInvalid, "invalid referral")
 		return Referral{}, err
 	}
-	r, err := s.referral(ctx, referralID)
+	r, err := s.store.Referral(ctx, referralID)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		err = fmt.Errorf("read referral %s: %w", referralID, err)
+	}
 	switch {
 	case errors.Is(err, ErrNotFound):
 		e := s.entry(c, ActionRead, event, nil, OutcomeDenied, string(CodeNotFound))
@@ -60,6 +75,9 @@ func (s *Service) Authorize(ctx context.Context, c Caller, referralID, event str
 func (s *Service) Referral(ctx context.Context, c Caller, id string) (Referral, error) {
 	r, err := s.Authorize(ctx, c, id, "referral.view")
 	if err != nil {
+		return Referral{}, err
+	}
+	if r, err = s.withPlan(ctx, r); err != nil {
 		return Referral{}, err
 	}
 	if err := s.AuditCaller(ctx, c, ActionRead, "referral.view", &r, OutcomeSuccess, ""); err != nil {
@@ -122,8 +140,8 @@ func (s *Service) Events(ctx context.Context, c Caller, referralID string, after
 }
 
 // Subscribe authorises a live subscription to a referral's room from event
-// after on, and audits it. It returns the referral, whose HeadSeq is the
-// latest event; after may not be beyond it.
+// after on, and audits it. It returns the referral as Authorize does, whose
+// HeadSeq is the latest event; after may not be beyond it.
 func (s *Service) Subscribe(ctx context.Context, c Caller, referralID string, after int64) (Referral, error) {
 	if after < 0 {
 		return Referral{}, Invalid("after", "after cannot be negative")
