@@ -4,20 +4,16 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"patientpass/rooms/batch"
 )
 
-// Group commit. Commands that arrive together share one transaction and one
-// commit (Store.InTxGroup), each keeping its own outcome: a command refused
-// inside the group is refused alone, and the others commit. Nothing is
-// answered before the group's commit.
-//
-// Groups form from what is waiting, never by waiting for a group to fill:
-// a command that finds fewer than committers groups running starts one at
-// once, holding only itself (no added latency at low load); one that finds
-// them all running waits, and the next group to start takes it with
-// everything else waiting. There is no goroutine of the committer's own:
-// the caller that starts a group runs it, and when it is done it hands the
-// lead to the first caller still waiting, if any.
+// Group commit. Commands and audit entries that arrive together share one
+// transaction and one commit (Store.InTxGroup), each keeping its own
+// outcome: a command refused inside the group is refused alone, and the
+// others commit. Nothing is answered before the group's commit. Groups
+// form from what is waiting (package batch): no added latency at low load,
+// up to Store.GroupsAtOnce groups at once.
 
 const (
 	// maxGroup bounds a group: its transaction holds the locks of every
@@ -36,33 +32,27 @@ type groupJob struct {
 	// the group locks them all up front, in one order.
 	lock string
 	fn   func(ctx context.Context, tx Tx) error
-	// done receives the body's outcome, or leads when the caller is to run
-	// the next group.
-	done chan groupResult
-}
-
-type groupResult struct {
-	err error
-	// lead hands the caller the next group to run, of which it is the
-	// first job.
-	lead bool
-	// alone asks the caller to run its body in a transaction of its own:
-	// its group failed as a whole, and nothing of it was committed.
+	// err is the body's outcome once its group has run; alone asks the
+	// caller to run the body in a transaction of its own, its group having
+	// failed as a whole with nothing of it committed.
+	err   error
 	alone bool
 }
 
 // committer forms the groups of one Service.
 type committer struct {
-	store Store
-	// limit is how many groups may run at once.
-	limit int
+	store   Store
+	batches batch.Batcher[*groupJob]
 
-	mu      sync.Mutex
-	waiting []*groupJob
-	running int
-
+	mu sync.Mutex
 	// Counted under mu, for GroupStats.
 	groups, members, alone int64
+}
+
+func newCommitter(store Store) *committer {
+	g := &committer{store: store}
+	g.batches = batch.Batcher[*groupJob]{Limit: store.GroupsAtOnce(), Max: maxGroup, Run: g.run}
+	return g
 }
 
 // GroupStats counts the groups run so far: groups, the commands and audit
@@ -78,80 +68,34 @@ func (s *Service) GroupStats() GroupStats {
 	g := s.group
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return GroupStats{Groups: g.groups, Members: g.members, Alone: g.alone, Waiting: len(g.waiting)}
+	return GroupStats{Groups: g.groups, Members: g.members, Alone: g.alone, Waiting: g.batches.Waiting()}
 }
 
 // inTx runs fn in a group transaction and returns its outcome once the
 // group has committed (or fn's error, which undid only fn). lock is the
 // referral fn locks, if any.
 func (s *Service) inTx(ctx context.Context, lock string, fn func(ctx context.Context, tx Tx) error) error {
-	g := s.group
-	j := &groupJob{ctx: ctx, lock: lock, fn: fn, done: make(chan groupResult, 1)}
-	g.mu.Lock()
-	lead := g.running < g.limit
-	if lead {
-		g.running++
-	} else {
-		g.waiting = append(g.waiting, j)
+	j := &groupJob{ctx: ctx, lock: lock, fn: fn}
+	s.group.batches.Do(j)
+	if j.alone {
+		return s.store.InTx(ctx, func(tx Tx) error { return fn(ctx, tx) })
 	}
-	g.mu.Unlock()
-	if lead {
-		g.lead(j)
-	}
-	for {
-		res := <-j.done
-		switch {
-		case res.lead:
-			g.lead(j)
-			continue
-		case res.alone:
-			return s.store.InTx(ctx, func(tx Tx) error { return fn(ctx, tx) })
-		}
-		return res.err
-	}
+	return j.err
 }
 
-// lead runs one group, of first and what is waiting after it, on the
-// caller's goroutine, and then passes the lead on: to the first job still
-// waiting, or back to the pool of free leads. A job is led at most once: it
-// leaves waiting when it is taken into a group or handed the lead.
-func (g *committer) lead(first *groupJob) {
-	g.mu.Lock()
-	n := min(len(g.waiting), maxGroup-1)
-	jobs := make([]*groupJob, 0, n+1)
-	for _, j := range append([]*groupJob{first}, g.waiting[:n]...) {
-		if j.ctx.Err() != nil {
-			// Given up before it started: nothing of it runs.
-			j.done <- groupResult{err: j.ctx.Err()}
-			continue
+// run commits jobs as one group and leaves each its outcome. A job whose
+// caller gave up before the group started gets its context's error, and
+// nothing of it runs.
+func (g *committer) run(all []*groupJob) {
+	jobs := make([]*groupJob, 0, len(all))
+	for _, j := range all {
+		if j.err = j.ctx.Err(); j.err == nil {
+			jobs = append(jobs, j)
 		}
-		jobs = append(jobs, j)
 	}
-	rest := copy(g.waiting, g.waiting[n:])
-	clear(g.waiting[rest:])
-	g.waiting = g.waiting[:rest]
-	g.mu.Unlock()
-
-	if len(jobs) > 0 {
-		g.run(jobs)
-	}
-
-	g.mu.Lock()
-	if len(g.waiting) == 0 {
-		g.running--
-		g.mu.Unlock()
+	if len(jobs) == 0 {
 		return
 	}
-	next := g.waiting[0]
-	rest = copy(g.waiting, g.waiting[1:])
-	g.waiting[rest] = nil
-	g.waiting = g.waiting[:rest]
-	g.mu.Unlock()
-	next.done <- groupResult{lead: true}
-}
-
-// run commits jobs as one group and tells each its outcome.
-func (g *committer) run(jobs []*groupJob) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(jobs[0].ctx), groupTimeout)
 	defer cancel()
 	var lock []string
@@ -172,9 +116,9 @@ func (g *committer) run(jobs []*groupJob) {
 	g.mu.Unlock()
 	for i, j := range jobs {
 		if err != nil {
-			j.done <- groupResult{alone: true}
+			j.alone = true
 			continue
 		}
-		j.done <- groupResult{err: errs[i]}
+		j.err = errs[i]
 	}
 }

@@ -66,7 +66,7 @@ func NewService(cfg Config) *Service {
 		cfg.Clock = SystemClock{}
 	}
 	return &Service{store: cfg.Store, clock: cfg.Clock, pub: cfg.Publisher, watch: cfg.Watcher, holidays: cfg.Holidays,
-		node: cfg.Node, ids: newNotificationIDs(), group: &committer{store: cfg.Store, limit: max(1, cfg.Store.GroupsAtOnce())}}
+		node: cfg.Node, ids: newNotificationIDs(), group: newCommitter(cfg.Store)}
 }
 
 // Clock returns the service's clock.

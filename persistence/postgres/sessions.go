@@ -35,20 +35,6 @@ func (s *Store) CreateSession(ctx context.Context, x rooms.Session) error {
 	return nil
 }
 
-// SessionByTokenHash returns the session whose token hashes to tokenHash.
-func (s *Store) SessionByTokenHash(ctx context.Context, tokenHash string) (rooms.Session, error) {
-	x, err := scanSession(s.pool.QueryRow(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE token_hash = $1`, tokenHash))
-	if errors.Is(err, pgx.ErrNoRows) {
-		// The hash is not logged: it is as good as a session id to an
-		// attacker reading logs, and means nothing to anyone else.
-		return rooms.Session{}, fmt.Errorf("get session by token: %w", rooms.ErrNotFound)
-	}
-	if err != nil {
-		return rooms.Session{}, fmt.Errorf("get session by token: %w", err)
-	}
-	return x, nil
-}
-
 // TouchSession raises the session's last activity to at; an earlier at
 // leaves it as it is.
 func (s *Store) TouchSession(ctx context.Context, id string, at time.Time) error {

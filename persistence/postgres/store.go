@@ -26,6 +26,7 @@ type Store struct {
 	reader
 	pool  *pgxpool.Pool
 	sched schedulerLock
+	reads pointReads
 }
 
 // Open connects to the database at url, applies any missing migrations and
@@ -58,7 +59,9 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &Store{reader: reader{q: pool}, pool: pool}, nil
+	s := &Store{reader: reader{q: pool}, pool: pool}
+	s.initPointReads()
+	return s, nil
 }
 
 // Close gives up the scheduler's lock, if held, and closes every connection

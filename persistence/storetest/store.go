@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -217,6 +218,48 @@ var concurrencyTests = []subtest{
 	{"concurrent_appends_to_one_referral_have_no_gaps", concurrentAppends},
 	{"concurrent_repeats_of_one_ref_run_once", concurrentRefs},
 	{"concurrent_audit_appends_keep_the_chain", concurrentAudit},
+	{"concurrent_point_reads_each_get_their_own_row", concurrentPointReads},
+}
+
+// concurrentPointReads reads sessions and users, present and missing, from
+// many callers at once (a store may share one query among them): each gets
+// exactly its own row, or not found.
+func concurrentPointReads(t *testing.T, s rooms.Store) {
+	f := newFixture(t, s)
+	users := []rooms.User{f.referrer, f.colleague, f.specialist, f.outsider}
+	for i, u := range users {
+		createSessions(t, s, newSession(fmt.Sprint("s-", i), u.ID, at(0), at(time.Minute)))
+	}
+	var wg sync.WaitGroup
+	for c := range 200 {
+		wg.Go(func() {
+			ctx := t.Context()
+			i := c % (len(users) + 1) // the last is missing
+			x, err := s.SessionByTokenHash(ctx, fmt.Sprint("th-s-", i))
+			switch {
+			case i == len(users):
+				if !errors.Is(err, rooms.ErrNotFound) {
+					t.Errorf("missing session: %v; want not found", err)
+				}
+			case err != nil || x.ID != fmt.Sprint("s-", i) || x.UserID != users[i].ID:
+				t.Errorf("session s-%d: got %s of %s, %v", i, x.ID, x.UserID, err)
+			}
+			id := "u-missing"
+			if i < len(users) {
+				id = users[i].ID
+			}
+			u, err := s.User(ctx, id)
+			switch {
+			case i == len(users):
+				if !errors.Is(err, rooms.ErrNotFound) {
+					t.Errorf("missing user: %v; want not found", err)
+				}
+			case err != nil || u.ID != id || u.Email != users[i].Email || !slices.Equal(u.Roles, users[i].Roles):
+				t.Errorf("user %s: got %s %s %v, %v", id, u.ID, u.Email, u.Roles, err)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // appendMessage appends the next event to referral id the way the service
