@@ -294,6 +294,38 @@ func (c *cluster) terminateBackends(ctx context.Context) (string, error) {
 	return fmt.Sprintf("%d Postgres backends of the nodes terminated", n), nil
 }
 
+// groupMean is the mean size of the nodes' group commits so far (their
+// commands and audit entries per transaction), 0 when none reported any.
+func (c *cluster) groupMean(ctx context.Context) float64 {
+	var groups, members int64
+	for _, n := range c.nodes {
+		g, ok1 := metricValue(ctx, n.metricsURL(), "patientpass_store_groups_total")
+		m, ok2 := metricValue(ctx, n.metricsURL(), "patientpass_store_group_members_total")
+		if ok1 && ok2 {
+			groups, members = groups+g, members+m
+		}
+	}
+	if groups == 0 {
+		return 0
+	}
+	return round2(float64(members) / float64(groups))
+}
+
+// verifyAudit runs `patientpass audit verify` on the run's schema and
+// returns what it printed; an error when the trail is broken or could not
+// be read.
+func (c *cluster) verifyAudit(ctx context.Context) (string, error) {
+	cmd := exec.CommandContext(ctx, c.bin, "audit", "verify")
+	cmd.Env = c.env
+	out, err := cmd.CombinedOutput()
+	text := strings.TrimSpace(string(out))
+	if err != nil {
+		return text, fmt.Errorf("audit verify: %v: %s", err, text)
+	}
+	c.logf("%s", text)
+	return text, nil
+}
+
 // close stops the nodes gracefully, then Redis, and drops the schema.
 func (c *cluster) close() {
 	for _, n := range c.nodes {

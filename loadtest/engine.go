@@ -117,7 +117,20 @@ func (r *run) execute(ctx context.Context) error {
 	r.res.Nodes = len(r.cfg.URLs)
 	stopProgress := r.progress(ctx)
 	defer stopProgress()
-	return scenarios[r.cfg.Scenario](ctx, r)
+	err := scenarios[r.cfg.Scenario](ctx, r)
+	if r.cluster != nil {
+		r.res.GroupMean = r.cluster.groupMean(ctx)
+	}
+	if r.cluster != nil && err == nil {
+		// Every entry the run wrote, in every chain, linked as it should
+		// be: the audit trail of commands committed in concurrent groups.
+		r.res.AuditVerify, err = r.cluster.verifyAudit(ctx)
+		if err != nil {
+			r.res.Failures = append(r.res.Failures, err.Error())
+			err = nil
+		}
+	}
+	return err
 }
 
 // prepare sets up users and referrals and builds the rooms and clients

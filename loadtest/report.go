@@ -53,6 +53,12 @@ type result struct {
 	// acknowledged post over the posting window, when loadtest started the
 	// nodes itself (on Linux).
 	ServerCPU *cpuFigures `json:"server_cpu_ms_per_post,omitempty"`
+	// AuditVerify is what `patientpass audit verify` said of the run's
+	// schema afterwards, when loadtest started the nodes itself.
+	AuditVerify string `json:"audit_verify,omitempty"`
+	// GroupMean is the nodes' mean group commit size (commands and audit
+	// entries per transaction), when loadtest started them.
+	GroupMean float64 `json:"store_group_mean,omitempty"`
 
 	// Post-to-delivery latency, over every first delivery to every client.
 	P50  float64 `json:"p50_ms"`

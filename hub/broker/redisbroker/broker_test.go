@@ -405,3 +405,44 @@ func TestRedisBrokerWhenRedisIsDown(t *testing.T) {
 		t.Error("Publish succeeded with no Redis listening")
 	}
 }
+
+// Publications made at once (which share pipelines) each arrive exactly
+// once, on their own topic, and each publisher's arrive in the order it
+// made them.
+func TestRedisBrokerConcurrentPublicationsEachArriveOnce(t *testing.T) {
+	ctx := brokerCtx(t)
+	rdb := redistest.Client(t)
+	prefix := redistest.Prefix(t)
+	a, _ := startRedisBroker(t, rdb, prefix)
+	b, recB := startRedisBroker(t, rdb, prefix)
+	const publishers, each = 40, 25
+	for p := range publishers {
+		mustDo(t, "subscribe", b.Subscribe(ctx, fmt.Sprint("referral:", p)))
+	}
+	var wg sync.WaitGroup
+	for p := range publishers {
+		wg.Go(func() {
+			for i := range each {
+				if err := a.Publish(ctx, fmt.Sprint("referral:", p), []byte(fmt.Sprint(i))); err != nil {
+					t.Errorf("publish %d of %d: %v", i, p, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	recB.waitFor(t, "every publication", func(d []brokerDelivery, _ int) bool { return len(d) >= publishers*each })
+	d, _ := recB.snapshot()
+	if len(d) != publishers*each {
+		t.Errorf("%d deliveries; want %d", len(d), publishers*each)
+	}
+	for p := range publishers {
+		got := onTopic(d, fmt.Sprint("referral:", p))
+		want := make([]string, each)
+		for i := range want {
+			want[i] = fmt.Sprint(i)
+		}
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("referral:%d got %v; want %v", p, got, want)
+		}
+	}
+}

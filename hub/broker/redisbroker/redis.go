@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"patientpass/hub/broker"
+	"patientpass/rooms/batch"
 )
 
 const (
@@ -82,7 +83,26 @@ type Broker struct {
 	// resubscription. Guarded by mu.
 	pending map[string]chan struct{}
 	closed  bool // guarded by mu
+
+	// publications are shared by the Publish calls made at once: one
+	// pipeline, one round trip, for all of them (package batch).
+	publications batch.Batcher[*publication]
 }
+
+// publication is one Publish call's message, and its outcome.
+type publication struct {
+	ctx     context.Context
+	channel string
+	payload []byte
+	err     error
+}
+
+const (
+	// publishesAtOnce and maxPipeline bound the shared publications: the
+	// pipelines in flight at once, and the messages one carries.
+	publishesAtOnce = 4
+	maxPipeline     = 256
+)
 
 var _ broker.Broker = (*Broker)(nil)
 
@@ -137,6 +157,7 @@ func New(ctx context.Context, rdb *redis.Client, prefix string, h broker.Handler
 		topics:   make(map[string]struct{}),
 		pending:  make(map[string]chan struct{}),
 	}
+	b.publications = batch.Batcher[*publication]{Limit: publishesAtOnce, Max: maxPipeline, Run: b.pipeline}
 	// Open the connection now, so it exists (and is named) before the first
 	// Subscribe. A failure is left to receiveLoop, which reports and retries.
 	_ = b.ps.Ping(ctx)
@@ -153,10 +174,48 @@ func (b *Broker) Publish(ctx context.Context, topic string, payload []byte) erro
 	if b.isClosed() {
 		return broker.ErrClosed
 	}
-	if err := b.rdb.Publish(ctx, b.prefix+topic, payload).Err(); err != nil {
-		return fmt.Errorf("publish to %s: %w", topic, err)
+	p := &publication{ctx: ctx, channel: b.prefix + topic, payload: payload}
+	b.publications.Do(p)
+	if p.err != nil {
+		return fmt.Errorf("publish to %s: %w", topic, p.err)
 	}
 	return nil
+}
+
+// pipeline sends the publications made together in one pipeline, leaving
+// each its own outcome. A publication whose caller gave up before it was
+// sent is not sent.
+func (b *Broker) pipeline(ps []*publication) {
+	sent := make([]*publication, 0, len(ps))
+	for _, p := range ps {
+		if p.err = p.ctx.Err(); p.err == nil {
+			sent = append(sent, p)
+		}
+	}
+	if len(sent) == 0 {
+		return
+	}
+	if len(sent) == 1 {
+		p := sent[0]
+		p.err = b.rdb.Publish(p.ctx, p.channel, p.payload).Err()
+		return
+	}
+	// One caller giving up must not fail the others' publications: the
+	// pipeline is bounded by the client's own timeouts.
+	cmds, err := b.rdb.Pipelined(context.WithoutCancel(sent[0].ctx), func(pipe redis.Pipeliner) error {
+		for _, p := range sent {
+			pipe.Publish(p.ctx, p.channel, p.payload)
+		}
+		return nil
+	})
+	for i, p := range sent {
+		switch {
+		case i < len(cmds):
+			p.err = cmds[i].Err()
+		default:
+			p.err = err
+		}
+	}
 }
 
 // Subscribe starts delivering topic to this node. Idempotent. It returns
