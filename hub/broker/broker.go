@@ -14,6 +14,10 @@ import (
 type Broker interface {
 	// Publish sends payload to every node subscribed to topic (including this one).
 	Publish(ctx context.Context, topic string, payload []byte) error
+	// PublishAll publishes each message as Publish does, in their order, in
+	// one round trip where the broker can, and returns each one's error;
+	// nil when every message went.
+	PublishAll(ctx context.Context, msgs []Message) []error
 	// Subscribe starts delivering topic to this node; call it when the first
 	// local subscriber arrives. Idempotent. Once it returns nil, every
 	// publication made afterwards is delivered, until Unsubscribe or a
@@ -27,6 +31,12 @@ type Broker interface {
 	Unsubscribe(ctx context.Context, topic string) error
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// Message is one publication of PublishAll.
+type Message struct {
+	Topic   string
+	Payload []byte
 }
 
 // Handler receives what a broker delivers. Deliver is called from the

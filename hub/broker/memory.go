@@ -90,6 +90,20 @@ func (b *Memory) Publish(ctx context.Context, topic string, payload []byte) erro
 	return nil
 }
 
+// PublishAll publishes each message in turn: the queue is in-process.
+func (b *Memory) PublishAll(ctx context.Context, msgs []Message) []error {
+	var errs []error
+	for i, m := range msgs {
+		if err := b.Publish(ctx, m.Topic, m.Payload); err != nil {
+			if errs == nil {
+				errs = make([]error, len(msgs))
+			}
+			errs[i] = err
+		}
+	}
+	return errs
+}
+
 // Subscribe starts delivering topic. Idempotent.
 func (b *Memory) Subscribe(ctx context.Context, topic string) error {
 	b.mu.Lock()

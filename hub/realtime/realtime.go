@@ -66,8 +66,11 @@ const (
 	presenceTTL       = 3 * presenceHeartbeat
 	// publishers is how many goroutines publish to the broker; a topic
 	// always goes through the same one, so its publications keep their order.
-	publishers     = 4
-	publishBacklog = 4096
+	publishers = 4
+	// maxPublishBatch bounds the publications one loop sends in a round
+	// trip.
+	maxPublishBatch = 128
+	publishBacklog  = 4096
 	// brokerOpTimeout bounds one broker call made by the hub's loop.
 	brokerOpTimeout = 2 * time.Second
 	// maxFailedEnds bounds the session ends kept for retry while the broker
@@ -288,16 +291,33 @@ func (h *Hub) publish(topicName string, payload []byte) {
 	}
 }
 
+// publishLoop sends a queue's publications to the broker: each time, all
+// that are waiting (up to maxPublishBatch), in their order, in one round
+// trip (Broker.PublishAll).
 func (h *Hub) publishLoop(q chan publication) {
+	msgs := make([]broker.Message, 0, maxPublishBatch)
 	for {
 		select {
 		case p := <-q:
-			ctx, cancel := context.WithTimeout(context.Background(), brokerOpTimeout)
-			err := h.broker.Publish(ctx, p.topic, p.payload)
-			cancel()
-			if err != nil {
-				h.publishFailed(p.topic, p.payload)
+			msgs = append(msgs[:0], broker.Message{Topic: p.topic, Payload: p.payload})
+		drain:
+			for len(msgs) < maxPublishBatch {
+				select {
+				case p := <-q:
+					msgs = append(msgs, broker.Message{Topic: p.topic, Payload: p.payload})
+				default:
+					break drain
+				}
 			}
+			ctx, cancel := context.WithTimeout(context.Background(), brokerOpTimeout)
+			errs := h.broker.PublishAll(ctx, msgs)
+			cancel()
+			for i, err := range errs {
+				if err != nil {
+					h.publishFailed(msgs[i].Topic, msgs[i].Payload)
+				}
+			}
+			clear(msgs)
 		case <-h.done:
 			return
 		}

@@ -406,9 +406,9 @@ func TestRedisBrokerWhenRedisIsDown(t *testing.T) {
 	}
 }
 
-// Publications made at once (which share pipelines) each arrive exactly
-// once, on their own topic, and each publisher's arrive in the order it
-// made them.
+// Publications made at once, alone and in pipelines (PublishAll), each
+// arrive exactly once, on their own topic, and each publisher's arrive in
+// the order it made them.
 func TestRedisBrokerConcurrentPublicationsEachArriveOnce(t *testing.T) {
 	ctx := brokerCtx(t)
 	rdb := redistest.Client(t)
@@ -422,9 +422,23 @@ func TestRedisBrokerConcurrentPublicationsEachArriveOnce(t *testing.T) {
 	var wg sync.WaitGroup
 	for p := range publishers {
 		wg.Go(func() {
-			for i := range each {
-				if err := a.Publish(ctx, fmt.Sprint("referral:", p), []byte(fmt.Sprint(i))); err != nil {
-					t.Errorf("publish %d of %d: %v", i, p, err)
+			topic := fmt.Sprint("referral:", p)
+			for i := 0; i < each; {
+				if p%2 == 0 { // alone
+					if err := a.Publish(ctx, topic, []byte(fmt.Sprint(i))); err != nil {
+						t.Errorf("publish %d of %d: %v", i, p, err)
+					}
+					i++
+					continue
+				}
+				var msgs []broker.Message
+				for ; i < each && len(msgs) < 1+p%7; i++ {
+					msgs = append(msgs, broker.Message{Topic: topic, Payload: []byte(fmt.Sprint(i))})
+				}
+				for j, err := range a.PublishAll(ctx, msgs) {
+					if err != nil {
+						t.Errorf("publish %s of %d: %v", msgs[j].Payload, p, err)
+					}
 				}
 			}
 		})

@@ -17,7 +17,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"patientpass/hub/broker"
-	"patientpass/rooms/batch"
 )
 
 const (
@@ -84,25 +83,7 @@ type Broker struct {
 	pending map[string]chan struct{}
 	closed  bool // guarded by mu
 
-	// publications are shared by the Publish calls made at once: one
-	// pipeline, one round trip, for all of them (package batch).
-	publications batch.Batcher[*publication]
 }
-
-// publication is one Publish call's message, and its outcome.
-type publication struct {
-	ctx     context.Context
-	channel string
-	payload []byte
-	err     error
-}
-
-const (
-	// publishesAtOnce and maxPipeline bound the shared publications: the
-	// pipelines in flight at once, and the messages one carries.
-	publishesAtOnce = 4
-	maxPipeline     = 256
-)
 
 var _ broker.Broker = (*Broker)(nil)
 
@@ -157,7 +138,6 @@ func New(ctx context.Context, rdb *redis.Client, prefix string, h broker.Handler
 		topics:   make(map[string]struct{}),
 		pending:  make(map[string]chan struct{}),
 	}
-	b.publications = batch.Batcher[*publication]{Limit: publishesAtOnce, Max: maxPipeline, Run: b.pipeline}
 	// Open the connection now, so it exists (and is named) before the first
 	// Subscribe. A failure is left to receiveLoop, which reports and retries.
 	_ = b.ps.Ping(ctx)
@@ -174,48 +154,48 @@ func (b *Broker) Publish(ctx context.Context, topic string, payload []byte) erro
 	if b.isClosed() {
 		return broker.ErrClosed
 	}
-	p := &publication{ctx: ctx, channel: b.prefix + topic, payload: payload}
-	b.publications.Do(p)
-	if p.err != nil {
-		return fmt.Errorf("publish to %s: %w", topic, p.err)
+	if err := b.rdb.Publish(ctx, b.prefix+topic, payload).Err(); err != nil {
+		return fmt.Errorf("publish to %s: %w", topic, err)
 	}
 	return nil
 }
 
-// pipeline sends the publications made together in one pipeline, leaving
-// each its own outcome. A publication whose caller gave up before it was
-// sent is not sent.
-func (b *Broker) pipeline(ps []*publication) {
-	sent := make([]*publication, 0, len(ps))
-	for _, p := range ps {
-		if p.err = p.ctx.Err(); p.err == nil {
-			sent = append(sent, p)
+// PublishAll sends msgs in one pipeline: one round trip, and Redis runs
+// them in order. Each message gets its own outcome.
+func (b *Broker) PublishAll(ctx context.Context, msgs []broker.Message) []error {
+	if b.isClosed() {
+		errs := make([]error, len(msgs))
+		for i := range errs {
+			errs[i] = broker.ErrClosed
 		}
+		return errs
 	}
-	if len(sent) == 0 {
-		return
+	if len(msgs) == 1 {
+		if err := b.Publish(ctx, msgs[0].Topic, msgs[0].Payload); err != nil {
+			return []error{err}
+		}
+		return nil
 	}
-	if len(sent) == 1 {
-		p := sent[0]
-		p.err = b.rdb.Publish(p.ctx, p.channel, p.payload).Err()
-		return
-	}
-	// One caller giving up must not fail the others' publications: the
-	// pipeline is bounded by the client's own timeouts.
-	cmds, err := b.rdb.Pipelined(context.WithoutCancel(sent[0].ctx), func(pipe redis.Pipeliner) error {
-		for _, p := range sent {
-			pipe.Publish(p.ctx, p.channel, p.payload)
+	cmds, err := b.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for _, m := range msgs {
+			pipe.Publish(ctx, b.prefix+m.Topic, m.Payload)
 		}
 		return nil
 	})
-	for i, p := range sent {
-		switch {
-		case i < len(cmds):
-			p.err = cmds[i].Err()
-		default:
-			p.err = err
+	if err == nil {
+		return nil
+	}
+	errs := make([]error, len(msgs))
+	for i, m := range msgs {
+		cerr := err
+		if i < len(cmds) {
+			cerr = cmds[i].Err()
+		}
+		if cerr != nil {
+			errs[i] = fmt.Errorf("publish to %s: %w", m.Topic, cerr)
 		}
 	}
+	return errs
 }
 
 // Subscribe starts delivering topic to this node. Idempotent. It returns
