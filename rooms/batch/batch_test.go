@@ -1,6 +1,8 @@
 package batch
 
 import (
+	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,7 +14,7 @@ type item struct {
 }
 
 // Every item runs exactly once, before Do returns; no batch holds more than
-// Max; no more than Limit run at once; and under load items share batches.
+// Max; no more than Limit run at once.
 func TestEveryItemRunsOnceInBoundedBatches(t *testing.T) {
 	const callers, each, limit, maxItems = 40, 50, 3, 8
 	var (
@@ -57,10 +59,47 @@ func TestEveryItemRunsOnceInBoundedBatches(t *testing.T) {
 	if n := biggest.Load(); n > maxItems {
 		t.Errorf("a batch of %d items; want at most %d", n, maxItems)
 	}
-	if n := batches.Load(); n >= callers*each {
-		t.Errorf("%d batches for %d items from %d callers at once: none shared", n, callers*each, callers)
-	}
 	if w := b.Waiting(); w != 0 {
 		t.Errorf("%d items still waiting", w)
+	}
+}
+
+// Items that arrive while every batch is running wait, and the batches
+// after share them: with Limit batches held, the rest queue, and once they
+// are let go the waiting items go in batches of up to Max.
+func TestWaitingItemsShareTheNextBatches(t *testing.T) {
+	const limit, maxItems, items = 2, 5, 22
+	gate := make(chan struct{})
+	var (
+		mu    sync.Mutex
+		sizes []int
+	)
+	b := &Batcher[*item]{Limit: limit, Max: maxItems, Run: func(batch []*item) {
+		<-gate
+		mu.Lock()
+		sizes = append(sizes, len(batch))
+		mu.Unlock()
+	}}
+	var wg sync.WaitGroup
+	for i := range items {
+		wg.Go(func() { b.Do(&item{n: i}) })
+	}
+	for b.Waiting() < items-limit {
+		runtime.Gosched()
+	}
+	close(gate)
+	wg.Wait()
+	total := 0
+	for _, n := range sizes {
+		total += n
+		if n > maxItems {
+			t.Errorf("a batch of %d; want at most %d", n, maxItems)
+		}
+	}
+	// The held batches of one each, then the waiting items in full
+	// batches, but for the last of each of the limit leads that run side
+	// by side.
+	if bound := limit + (items-limit)/maxItems + limit; total != items || len(sizes) > bound || !slices.Contains(sizes, maxItems) {
+		t.Errorf("batches of %v for %d items; want %d of one, then the rest in batches of %d, at most %d in all", sizes, items, limit, maxItems, bound)
 	}
 }
