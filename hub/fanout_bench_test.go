@@ -25,7 +25,9 @@ import (
 // they receive, so the benchmark waits for every delivery without reading
 // any of the hub's state.
 func BenchmarkFanout10(b *testing.B) {
-	e := newEnv(b, openEmbedded(b))
+	// The raw readers never answer a ping: one unanswered would close
+	// their sockets mid-run, and the loop would wait forever.
+	e := newEnvWith(b, openEmbedded(b), func(c *envConfig) { c.WS.PingInterval = time.Hour })
 	ctx := context.Background()
 	u := e.user("RJR", rooms.UserActive, rooms.RoleClinician)
 	c := e.login(u.Email)
