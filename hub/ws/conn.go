@@ -29,6 +29,7 @@ const touchInterval = time.Minute
 type conn struct {
 	s      *Server
 	ws     *websocket.Conn
+	sock   *sock // under ws; the writer corks it around each batch
 	caller rooms.Caller
 	id     string
 	// ctx is the context of the connection's frames: Abort cancels it, so
@@ -54,11 +55,10 @@ type conn struct {
 	finished    bool          // the writer has closed the socket; none starts again
 	space       chan struct{} // the queue has room again
 	done        chan struct{} // closed once finished
-	// watchdog drops the socket when a write hangs past WriteTimeout. It
-	// is owned by whichever goroutine is the writer (writing, under mu):
-	// a timer reset per frame costs no allocation, where a context with a
-	// deadline per write would cost several.
-	watchdog *time.Timer
+	// writer is c.writeLoop, made once: a go statement on a method value
+	// allocates its closure each time, and a writer starts for nearly
+	// every delivery to an idle connection.
+	writer func()
 
 	// Owned by the reader: frames execute one at a time, each on a
 	// goroutine the reader waits for. A slice, not a map: most connections
@@ -82,15 +82,16 @@ var _ realtime.Subscriber = (*conn)(nil)
 // the HTTP handler returns too: the handler's stack, grown by the session
 // checks, the request and net/http's state for it are then freed rather
 // than held for as long as the socket stays open.
-func (s *Server) start(ws *websocket.Conn, caller rooms.Caller, rec rooms.Session) {
+func (s *Server) start(ws *websocket.Conn, sock *sock, caller rooms.Caller, rec rooms.Session) {
 	// The connection acts as the user but never needs their secrets.
 	caller.User.PasswordHash, caller.User.TOTPSecret, caller.User.TOTPPendingSecret = "", "", ""
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &conn{
-		s: s, ws: ws, caller: caller, session: connSession(rec), id: rooms.NewID()[:8], ctx: ctx, cancel: cancel,
+		s: s, ws: ws, sock: sock, caller: caller, session: connSession(rec), id: rooms.NewID()[:8], ctx: ctx, cancel: cancel,
 		space: make(chan struct{}, 1), done: make(chan struct{}),
 		bucket: tokenBucket{rate: s.cfg.CommandRate, burst: float64(s.cfg.CommandBurst)},
 	}
+	c.writer = c.writeLoop
 	err := s.hub.Register(c, s.cfg.SocketsPerSession)
 	if err != nil {
 		cancel()
@@ -102,10 +103,12 @@ func (s *Server) start(ws *websocket.Conn, caller rooms.Caller, rec rooms.Sessio
 			fmt.Sprintf("session=%s sockets_per_session=%d", rec.ID, s.cfg.SocketsPerSession))
 		// An error frame first, so a browser (which cannot see the close
 		// reason's cause) can say why.
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
-		_ = ws.Write(ctx, websocket.MessageText, realtime.EncodeFrame(wire.ServerFrame{Type: wire.TypeError,
+		// The sock bounds the write; corked, the frame goes out in one
+		// system call.
+		sock.cork()
+		_ = ws.Write(context.Background(), websocket.MessageText, realtime.EncodeFrame(wire.ServerFrame{Type: wire.TypeError,
 			Code: string(rooms.CodeRateLimited), Message: fmt.Sprintf("this session already has %d connections open; close a tab or window", s.cfg.SocketsPerSession)}))
-		cancel()
+		_ = sock.uncork()
 		_ = ws.Close(realtime.DisconnectTooManyConns.Code, realtime.DisconnectTooManyConns.Reason)
 		return
 	case err != nil:
@@ -293,7 +296,7 @@ func (c *conn) wakeLocked() {
 		return
 	}
 	c.writing = true
-	go c.writeLoop()
+	go c.writer()
 }
 
 // pingTick runs on the ping timer's goroutine: it asks for a ping, arms the
@@ -339,12 +342,7 @@ func (c *conn) writeLoop() {
 		c.mu.Unlock()
 		if len(batch) > 0 {
 			signal(c.space)
-		}
-		for i, f := range batch {
-			if i%64 == 63 && c.stopping() {
-				break
-			}
-			if err := c.write(f); err != nil {
+			if err := c.writeBatch(batch); err != nil {
 				c.finish(true)
 				return
 			}
@@ -393,21 +391,39 @@ func (c *conn) finish(closeNow bool) {
 	close(c.done)
 }
 
-func (c *conn) write(f realtime.Frame) error {
-	if c.watchdog == nil {
-		c.watchdog = time.AfterFunc(c.s.cfg.WriteTimeout, c.Abort)
-	} else {
-		c.watchdog.Reset(c.s.cfg.WriteTimeout)
+// writeBatch writes the frames drained from the queue with the sock
+// corked, so that they reach the socket together, in one system call for
+// every corkFlush bytes, and counts the events delivered once they have.
+// A close without a drain cuts the batch short.
+func (c *conn) writeBatch(batch []realtime.Frame) error {
+	c.sock.cork()
+	var err error
+	written := batch
+	for i, f := range batch {
+		if i%64 == 63 && c.stopping() {
+			written = batch[:i]
+			break
+		}
+		if err = c.ws.Write(context.Background(), websocket.MessageText, f.Data); err != nil {
+			break
+		}
 	}
-	err := c.ws.Write(context.Background(), websocket.MessageText, f.Data)
-	c.watchdog.Stop()
+	// Always uncorked, even after a failed write: a pong or the close
+	// must not wait in the buffer, and the buffer goes back to the pool.
+	if uerr := c.sock.uncork(); err == nil {
+		err = uerr
+	}
 	if err != nil {
 		return err
 	}
-	if f.Event {
+	now := time.Now()
+	for _, f := range written {
+		if !f.Event {
+			continue
+		}
 		c.s.m.EventsDelivered.Inc()
 		if !f.At.IsZero() {
-			if d := time.Since(f.At); d >= 0 && d < time.Hour {
+			if d := now.Sub(f.At); d >= 0 && d < time.Hour {
 				c.s.m.DeliveryLatency.Observe(d.Seconds())
 			}
 		}

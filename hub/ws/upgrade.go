@@ -80,9 +80,13 @@ const (
 	// readBuffer and writeBuffer size a socket's buffers, which it keeps for
 	// as long as it is open. net/http's are 4 KiB each, ten times the frames
 	// this protocol usually carries (a few hundred bytes); a longer frame is
-	// read or written past the buffer, in one more system call.
+	// read past the buffer, in one more system call. The writer's frames
+	// are buffered by the corked sock instead, so the write buffer need
+	// only hold a whole control frame (a 2-byte header and at most 125
+	// bytes): a pong or close written while the sock is not corked then
+	// still goes out in one system call.
 	readBuffer  = 512
-	writeBuffer = 1024
+	writeBuffer = 128
 	// handshakeTimeout bounds the upgrade: the 101 response written and
 	// flushed. The request itself is bounded by the server's read timeouts.
 	handshakeTimeout = 10 * time.Second
@@ -164,7 +168,8 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, caller rooms.Cal
 	}
 	// The handshake's writes must not hang on a client that stops reading.
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(handshakeTimeout))
-	ws, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{
+	hj := &smallBuffers{ResponseWriter: w, timeout: s.cfg.WriteTimeout}
+	ws, err := websocket.Accept(hj, r, &websocket.AcceptOptions{
 		// The Origin was checked above, against the public URL rather than
 		// the Host header a proxy may rewrite.
 		InsecureSkipVerify: true,
@@ -174,15 +179,20 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, caller rooms.Cal
 		return // Accept has answered
 	}
 	ws.SetReadLimit(wire.MaxFrame)
-	s.start(ws, caller, rec)
+	s.start(ws, hj.sock, caller, rec)
 }
 
 // smallBuffers hijacks the connection for websocket.Accept with buffers of
 // readBuffer and writeBuffer bytes in place of net/http's, which are freed
-// once the handler returns.
-type smallBuffers struct{ http.ResponseWriter }
+// once the handler returns, and hands it the connection as a sock, which
+// the connection's writer corks.
+type smallBuffers struct {
+	http.ResponseWriter
+	timeout time.Duration // the sock's write timeout
+	sock    *sock         // set by Hijack
+}
 
-func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
@@ -203,5 +213,6 @@ func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		_ = nc.Close()
 		return nil, nil, err
 	}
-	return nc, bufio.NewReadWriter(br, bufio.NewWriterSize(nc, writeBuffer)), nil
+	w.sock = &sock{Conn: nc, timeout: w.timeout}
+	return w.sock, bufio.NewReadWriter(br, bufio.NewWriterSize(w.sock, writeBuffer)), nil
 }
