@@ -68,6 +68,11 @@ var ErrNotFound = errors.New("not found")
 // ErrDuplicate is returned by stores when a unique key is already taken.
 var ErrDuplicate = errors.New("duplicate")
 
+// ErrCommitUncertain wraps the failure of a commit whose outcome the store
+// cannot know: the connection failed after COMMIT was sent, so the
+// transaction may or may not have committed.
+var ErrCommitUncertain = errors.New("the store could not tell whether the transaction committed")
+
 // CodeOf returns the code of err: the code of a wrapped *Error, not_found for
 // ErrNotFound, and internal for anything else.
 func CodeOf(err error) Code {

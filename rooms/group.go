@@ -2,6 +2,7 @@ package rooms
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -39,10 +40,13 @@ type groupJob struct {
 	alone bool
 }
 
-// committer forms the groups of one Service.
+// committer forms the groups of one Service: those of commands, which lock
+// a referral each, apart from those of bodies that lock none (audit
+// entries, read markers), so that a group waiting for a referral's lock
+// never holds up a login's audit entry.
 type committer struct {
-	store   Store
-	batches batch.Batcher[*groupJob]
+	store             Store
+	locking, lockless batch.Batcher[*groupJob]
 
 	mu sync.Mutex
 	// Counted under mu, for GroupStats.
@@ -51,7 +55,8 @@ type committer struct {
 
 func newCommitter(store Store) *committer {
 	g := &committer{store: store}
-	g.batches = batch.Batcher[*groupJob]{Limit: store.GroupsAtOnce(), Max: maxGroup, Run: g.run}
+	g.locking = batch.Batcher[*groupJob]{Limit: store.GroupsAtOnce(), Max: maxGroup, Run: g.run}
+	g.lockless = batch.Batcher[*groupJob]{Limit: store.GroupsAtOnce(), Max: maxGroup, Run: g.run}
 	return g
 }
 
@@ -68,7 +73,7 @@ func (s *Service) GroupStats() GroupStats {
 	g := s.group
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return GroupStats{Groups: g.groups, Members: g.members, Alone: g.alone, Waiting: g.batches.Waiting()}
+	return GroupStats{Groups: g.groups, Members: g.members, Alone: g.alone, Waiting: g.locking.Waiting() + g.lockless.Waiting()}
 }
 
 // inTx runs fn in a group transaction and returns its outcome once the
@@ -76,7 +81,13 @@ func (s *Service) GroupStats() GroupStats {
 // referral fn locks, if any.
 func (s *Service) inTx(ctx context.Context, lock string, fn func(ctx context.Context, tx Tx) error) error {
 	j := &groupJob{ctx: ctx, lock: lock, fn: fn}
-	s.group.batches.Do(j)
+	b := &s.group.lockless
+	if lock != "" {
+		b = &s.group.locking
+	}
+	if err := b.Do(ctx, j); err != nil {
+		return err // given up while waiting: nothing of it ran
+	}
 	if j.alone {
 		return s.store.InTx(ctx, func(tx Tx) error { return fn(ctx, tx) })
 	}
@@ -85,7 +96,9 @@ func (s *Service) inTx(ctx context.Context, lock string, fn func(ctx context.Con
 
 // run commits jobs as one group and leaves each its outcome. A job whose
 // caller gave up before the group started gets its context's error, and
-// nothing of it runs.
+// nothing of it runs. When the group fails as a whole before its commit,
+// each member runs again alone; when its commit's outcome is unknown, each
+// gets that error.
 func (g *committer) run(all []*groupJob) {
 	jobs := make([]*groupJob, 0, len(all))
 	for _, j := range all {
@@ -106,19 +119,41 @@ func (g *committer) run(all []*groupJob) {
 		}
 		fns[i] = func(tx Tx) error { return j.fn(ctx, tx) }
 	}
-	errs, err := g.store.InTxGroup(ctx, lock, fns)
-	g.mu.Lock()
-	g.groups++
-	g.members += int64(len(jobs))
-	if err != nil {
-		g.alone += int64(len(jobs))
-	}
-	g.mu.Unlock()
-	for i, j := range jobs {
-		if err != nil {
-			j.alone = true
-			continue
+	defer func() {
+		// A body that panicked took its group down before the commit, so
+		// the store rolled it back: every member runs again alone, where
+		// the one at fault panics on its own caller's goroutine.
+		if p := recover(); p != nil {
+			for _, j := range jobs {
+				j.err, j.alone = nil, true
+			}
+			g.count(len(jobs), true)
 		}
-		j.err = errs[i]
+	}()
+	errs, err := g.store.InTxGroup(ctx, lock, fns)
+	g.count(len(jobs), err != nil && !errors.Is(err, ErrCommitUncertain))
+	for i, j := range jobs {
+		switch {
+		case errors.Is(err, ErrCommitUncertain):
+			// Perhaps committed: running the members again could record
+			// their audit entries twice. A command's caller then looks
+			// for its recorded result (execute).
+			j.err = err
+		case err != nil:
+			j.alone = true
+		default:
+			j.err = errs[i]
+		}
+	}
+}
+
+// count counts a group of n members, run again alone when alone is set.
+func (g *committer) count(n int, alone bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.groups++
+	g.members += int64(n)
+	if alone {
+		g.alone += int64(n)
 	}
 }

@@ -19,8 +19,10 @@ import (
 type gatedStore struct {
 	rooms.Store
 	armed atomic.Bool
-	held  chan struct{} // closed when the armed group reaches the gate
-	open  chan struct{} // closed to let it through
+	// panicNext makes the next group panic before it commits.
+	panicNext atomic.Bool
+	held      chan struct{} // closed when the armed group reaches the gate
+	open      chan struct{} // closed to let it through
 
 	mu    sync.Mutex
 	sizes []int // of the groups run, in order
@@ -40,6 +42,9 @@ func (g *gatedStore) InTxGroup(ctx context.Context, lock []string, fns []func(ro
 	g.mu.Lock()
 	g.sizes = append(g.sizes, len(fns))
 	g.mu.Unlock()
+	if g.panicNext.CompareAndSwap(true, false) {
+		panic("a body of the group panicked")
+	}
 	return g.Store.InTxGroup(ctx, lock, fns)
 }
 
@@ -284,6 +289,41 @@ func TestCommandGivenUpBeforeItsGroupDoesNothing(t *testing.T) {
 		}
 		if got := int64(len(w.events(t, r.ID))); got != head+1 {
 			t.Errorf("%d events; want %d, the held message only", got, head+1)
+		}
+	})
+}
+
+// A group that panics before its commit commits nothing, and stops nothing:
+// its members run again alone and succeed, and later commands group as
+// before.
+func TestPanickingGroupRunsItsMembersAlone(t *testing.T) {
+	eachStore(t, func(t *testing.T, base *world) {
+		w, g := gatedWorld(base)
+		ctx := context.Background()
+		r := w.create(t, "c", rooms.PriorityEmergency)
+		head := r.HeadSeq
+		g.panicNext.Store(true)
+		var rest []func()
+		for i := range 5 {
+			rest = append(rest, func() {
+				if _, err := w.svc.PostMessage(ctx, w.specialist, rooms.PostMessage{Ref: fmt.Sprintf("m%d", i), ReferralID: r.ID, Body: "x"}); err != nil {
+					t.Errorf("message %d: %v", i, err)
+				}
+			})
+		}
+		holdGroup(t, w, g, func() {
+			if _, err := w.svc.PostMessage(ctx, w.referrer, rooms.PostMessage{Ref: "held", ReferralID: r.ID, Body: "held"}); err != nil {
+				t.Errorf("held message: %v", err)
+			}
+		}, rest...)
+		if _, err := w.svc.PostMessage(ctx, w.referrer, rooms.PostMessage{Ref: "after", ReferralID: r.ID, Body: "after"}); err != nil {
+			t.Fatalf("a message after the panic: %v", err)
+		}
+		if got := int64(len(w.events(t, r.ID))); got != head+7 {
+			t.Errorf("%d events; want %d: every message once", got, head+7)
+		}
+		if st := w.svc.GroupStats(); st.Alone == 0 {
+			t.Error("no member ran alone after the panic")
 		}
 	})
 }

@@ -62,6 +62,13 @@ func (s *Store) initPointReads() {
 func runPointReads[V any](fetch func(ctx context.Context, keys []string) (map[string]V, error),
 	own func(V) V, notFound func(key string) error) func([]*pointRead[V]) {
 	return func(reads []*pointRead[V]) {
+		defer func() {
+			if p := recover(); p != nil {
+				for _, r := range reads {
+					r.err = fmt.Errorf("shared read failed: %v", p)
+				}
+			}
+		}()
 		keys := make([]string, 0, len(reads))
 		var first context.Context
 		for _, r := range reads {
@@ -98,7 +105,9 @@ func runPointReads[V any](fetch func(ctx context.Context, keys []string) (map[st
 // in a query shared with the callers asking at the same time.
 func (s *Store) SessionByTokenHash(ctx context.Context, tokenHash string) (rooms.Session, error) {
 	r := &pointRead[rooms.Session]{ctx: ctx, key: tokenHash}
-	s.reads.sessions.Do(r)
+	if err := s.reads.sessions.Do(ctx, r); err != nil {
+		return rooms.Session{}, fmt.Errorf("get session by token: %w", err)
+	}
 	// The hash is not logged, found or not: it is as good as a session id
 	// to an attacker reading logs, and means nothing to anyone else.
 	return r.v, r.err
@@ -108,7 +117,9 @@ func (s *Store) SessionByTokenHash(ctx context.Context, tokenHash string) (rooms
 // at the same time. Inside a transaction, tx's own User reads it.
 func (s *Store) User(ctx context.Context, id string) (rooms.User, error) {
 	r := &pointRead[rooms.User]{ctx: ctx, key: id}
-	s.reads.users.Do(r)
+	if err := s.reads.users.Do(ctx, r); err != nil {
+		return rooms.User{}, fmt.Errorf("get user %s: %w", id, err)
+	}
 	return r.v, r.err
 }
 

@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"patientpass/rooms"
 )
 
 // txConn is the connection of one InTx transaction. It saves round trips,
@@ -410,9 +412,10 @@ func (c *txConn) commit(ctx context.Context) error {
 	br, err := c.send(ctx, b, true)
 	if err != nil {
 		// A write failed, and COMMIT did not run; the error is the
-		// write's, as flush would report it.
+		// write's, as flush would report it. Unless the server said so,
+		// though, the connection may have failed with COMMIT on its way.
 		_ = br.Close()
-		return err
+		return uncertain(err)
 	}
 	tag, err := br.Exec()
 	if cerr := br.Close(); err == nil {
@@ -422,9 +425,23 @@ func (c *txConn) commit(ctx context.Context) error {
 		err = pgx.ErrTxCommitRollback
 	}
 	if err != nil {
-		return fmt.Errorf("commit transaction: %w", mapErr(err, "commit"))
+		return uncertain(fmt.Errorf("commit transaction: %w", mapErr(err, "commit")))
 	}
 	return nil
+}
+
+// uncertain returns err, the failure of a batch that carried COMMIT, wrapped
+// in rooms.ErrCommitUncertain unless the server answered it (an error of
+// its own, a write it found failing, a commit it rolled back) or the batch
+// was never sent: only then is it known that nothing committed.
+func uncertain(err error) error {
+	var pe *pgconn.PgError
+	switch {
+	case errors.As(err, &pe), notSent(err), errors.Is(err, pgx.ErrTxCommitRollback),
+		errors.Is(err, rooms.ErrDuplicate), errors.Is(err, rooms.ErrNotFound):
+		return err
+	}
+	return fmt.Errorf("%w: %w", rooms.ErrCommitUncertain, err)
 }
 
 // rollback ends the transaction after a failure, when one was begun. It

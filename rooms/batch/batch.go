@@ -10,7 +10,11 @@
 // the first caller still waiting, if any.
 package batch
 
-import "sync"
+import (
+	"context"
+	"slices"
+	"sync"
+)
 
 // Batcher runs items in batches. The zero value is not usable: set Limit,
 // Max and Run.
@@ -20,12 +24,13 @@ type Batcher[T any] struct {
 	// Max bounds a batch's items (at least one).
 	Max int
 	// Run runs a batch, on the goroutine of the caller that leads it. It
-	// must leave each item's outcome in the item itself.
+	// must leave each item's outcome in the item itself, even when it
+	// panics (the panic then goes on in the leading caller).
 	Run func(items []T)
 
 	mu      sync.Mutex
 	waiting []*entry[T]
-	running int
+	active  int // batches running now
 }
 
 type entry[T any] struct {
@@ -35,21 +40,41 @@ type entry[T any] struct {
 	next chan bool
 }
 
-// Do runs item in a batch and returns once that batch has run.
-func (b *Batcher[T]) Do(item T) {
+// Do runs item in a batch and returns nil once that batch has run. When
+// ctx ends while the item is still waiting for a batch, it leaves the queue
+// and Do returns ctx's error: the item did not run. Once in a batch it runs
+// to the end, whatever ctx does.
+func (b *Batcher[T]) Do(ctx context.Context, item T) error {
 	e := &entry[T]{item: item, next: make(chan bool, 1)}
 	b.mu.Lock()
-	if b.running < max(b.Limit, 1) {
-		b.running++
+	if b.active < max(b.Limit, 1) {
+		b.active++
 		b.mu.Unlock()
 		b.lead(e)
-		return
+		return nil
 	}
 	b.waiting = append(b.waiting, e)
 	b.mu.Unlock()
+	select {
+	case lead := <-e.next:
+		if lead {
+			b.lead(e)
+		}
+		return nil
+	case <-ctx.Done():
+	}
+	b.mu.Lock()
+	if i := slices.Index(b.waiting, e); i >= 0 {
+		b.waiting = slices.Delete(b.waiting, i, i+1)
+		b.mu.Unlock()
+		return ctx.Err()
+	}
+	b.mu.Unlock()
+	// Taken into a batch, or handed the lead, as ctx ended.
 	if <-e.next {
 		b.lead(e)
 	}
+	return nil
 }
 
 // Waiting is how many items wait for a batch now.
@@ -60,9 +85,8 @@ func (b *Batcher[T]) Waiting() int {
 }
 
 // lead runs one batch, of first and what is waiting after it, then passes
-// the lead on: to the first item still waiting, or back to the free leads.
-// An item is led at most once: it leaves waiting when it is taken into a
-// batch or handed the lead.
+// the lead on (handOff). An item is led at most once: it leaves waiting
+// when it is taken into a batch, handed the lead, or given up.
 func (b *Batcher[T]) lead(first *entry[T]) {
 	b.mu.Lock()
 	n := min(len(b.waiting), max(b.Max, 1)-1)
@@ -75,14 +99,21 @@ func (b *Batcher[T]) lead(first *entry[T]) {
 	for i, e := range entries {
 		items[i] = e.item
 	}
+	// Even when Run panics, the batch's callers are let go and the lead is
+	// passed on: a panic must not stop every later batch.
+	defer b.handOff(entries[1:])
 	b.Run(items)
-	for _, e := range entries[1:] {
+}
+
+// handOff tells the callers of a batch that it has run, then passes the
+// lead on: to the first item still waiting, or back to the free leads.
+func (b *Batcher[T]) handOff(done []*entry[T]) {
+	for _, e := range done {
 		e.next <- false
 	}
-
 	b.mu.Lock()
 	if len(b.waiting) == 0 {
-		b.running--
+		b.active--
 		b.mu.Unlock()
 		return
 	}
@@ -90,6 +121,13 @@ func (b *Batcher[T]) lead(first *entry[T]) {
 	b.waiting = b.pop(1)
 	b.mu.Unlock()
 	next.next <- true
+}
+
+// running is how many batches run now.
+func (b *Batcher[T]) running() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.active
 }
 
 // pop returns waiting without its first n entries, in place. Called under

@@ -1,6 +1,8 @@
 package batch
 
 import (
+	"context"
+	"errors"
 	"runtime"
 	"slices"
 	"sync"
@@ -45,7 +47,7 @@ func TestEveryItemRunsOnceInBoundedBatches(t *testing.T) {
 		wg.Go(func() {
 			for i := range each {
 				it := &item{n: c*each + i}
-				b.Do(it)
+				_ = b.Do(context.Background(), it)
 				if it.runs != 1 {
 					t.Errorf("item %d ran %d times by the time Do returned; want once", it.n, it.runs)
 				}
@@ -82,7 +84,7 @@ func TestWaitingItemsShareTheNextBatches(t *testing.T) {
 	}}
 	var wg sync.WaitGroup
 	for i := range items {
-		wg.Go(func() { b.Do(&item{n: i}) })
+		wg.Go(func() { _ = b.Do(context.Background(), &item{n: i}) })
 	}
 	for b.Waiting() < items-limit {
 		runtime.Gosched()
@@ -101,5 +103,91 @@ func TestWaitingItemsShareTheNextBatches(t *testing.T) {
 	// by side.
 	if bound := limit + (items-limit)/maxItems + limit; total != items || len(sizes) > bound || !slices.Contains(sizes, maxItems) {
 		t.Errorf("batches of %v for %d items; want %d of one, then the rest in batches of %d, at most %d in all", sizes, items, limit, maxItems, bound)
+	}
+}
+
+// An item whose caller gives up while it waits leaves the queue without
+// running; the others run.
+func TestGivenUpItemLeavesTheQueue(t *testing.T) {
+	gate := make(chan struct{})
+	var ran sync.Map
+	b := &Batcher[*item]{Limit: 1, Max: 8, Run: func(batch []*item) {
+		<-gate
+		for _, it := range batch {
+			ran.Store(it.n, true)
+		}
+	}}
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = b.Do(context.Background(), &item{n: 0}) }) // held at the gate
+	for b.running() == 0 {
+		runtime.Gosched()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	wg.Go(func() { errc <- b.Do(ctx, &item{n: 1}) })
+	wg.Go(func() { _ = b.Do(context.Background(), &item{n: 2}) })
+	for b.Waiting() < 2 {
+		runtime.Gosched()
+	}
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Errorf("given-up item: %v; want the context's error", err)
+	}
+	close(gate)
+	wg.Wait()
+	if _, ok := ran.Load(1); ok {
+		t.Error("the given-up item ran")
+	}
+	if _, ok := ran.Load(2); !ok {
+		t.Error("the item queued after it did not run")
+	}
+}
+
+// A Run that panics lets its batch's other callers go and passes the lead
+// on: later items still run.
+func TestPanickingBatchDoesNotStopLaterOnes(t *testing.T) {
+	gate := make(chan struct{})
+	var calls atomic.Int64
+	b := &Batcher[*item]{Limit: 1, Max: 8, Run: func(batch []*item) {
+		if calls.Add(1) == 1 {
+			<-gate
+		}
+		for _, it := range batch {
+			it.runs++
+			if it.n == 1 {
+				panic("boom")
+			}
+		}
+	}}
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = b.Do(context.Background(), &item{n: 0}) })
+	for b.running() == 0 {
+		runtime.Gosched()
+	}
+	var panicked atomic.Bool
+	for _, n := range []int{1, 2} {
+		wg.Go(func() {
+			defer func() {
+				if recover() != nil {
+					panicked.Store(true)
+				}
+			}()
+			_ = b.Do(context.Background(), &item{n: n})
+		})
+	}
+	for b.Waiting() < 2 {
+		runtime.Gosched()
+	}
+	close(gate)
+	wg.Wait()
+	if !panicked.Load() {
+		t.Fatal("the panic did not reach the leading caller")
+	}
+	later := &item{n: 3}
+	done := make(chan struct{})
+	go func() { _ = b.Do(context.Background(), later); close(done) }()
+	<-done
+	if later.runs != 1 {
+		t.Errorf("an item after the panic ran %d times; want once", later.runs)
 	}
 }
