@@ -78,7 +78,9 @@ func (s *Service) GroupStats() GroupStats {
 
 // inTx runs fn in a group transaction and returns its outcome once the
 // group has committed (or fn's error, which undid only fn). lock is the
-// referral fn locks, if any.
+// referral fn locks, if any. fn runs on whichever caller leads the group,
+// and must not itself call inTx (or Audit): it could wait for a group that
+// waits for it.
 func (s *Service) inTx(ctx context.Context, lock string, fn func(ctx context.Context, tx Tx) error) error {
 	j := &groupJob{ctx: ctx, lock: lock, fn: fn}
 	b := &s.group.lockless

@@ -97,6 +97,15 @@ type rowKind struct {
 // have returned had it been sent at once. checksRows says that done can
 // fail a statement that succeeded, because of the rows it changed.
 func (c *txConn) queueWrite(sql string, args []any, checksRows bool, done func(pgconn.CommandTag, error) error) {
+	q := writeStatement(sql, args, done)
+	c.pending = append(c.pending, pendingWrite{q: q})
+	c.queued++
+	c.pendingChecked = c.pendingChecked || checksRows
+}
+
+// writeStatement is the statement sql with args, whose result done checks
+// once it has been sent.
+func writeStatement(sql string, args []any, done func(pgconn.CommandTag, error) error) *pgx.QueuedQuery {
 	q := &pgx.QueuedQuery{SQL: sql, Arguments: args}
 	q.Fn = func(br pgx.BatchResults) error {
 		tag, err := br.Exec()
@@ -105,9 +114,7 @@ func (c *txConn) queueWrite(sql string, args []any, checksRows bool, done func(p
 		}
 		return done(tag, err)
 	}
-	c.pending = append(c.pending, pendingWrite{q: q})
-	c.queued++
-	c.pendingChecked = c.pendingChecked || checksRows
+	return q
 }
 
 // queueRow defers a row of kind to the next round trip, as queueWrite does
@@ -165,12 +172,7 @@ func (c *txConn) statements() []*pgx.QueuedQuery {
 // rowStatement is the statement sql with args that writes rows, whose
 // result it gives to each of them.
 func rowStatement(sql string, args []any, rows []pendingWrite) *pgx.QueuedQuery {
-	q := &pgx.QueuedQuery{SQL: sql, Arguments: args}
-	q.Fn = func(br pgx.BatchResults) error {
-		tag, err := br.Exec()
-		if notSent(err) {
-			return err
-		}
+	return writeStatement(sql, args, func(tag pgconn.CommandTag, err error) error {
 		var first error
 		for _, r := range rows {
 			if e := r.done(tag, err); e != nil && first == nil {
@@ -178,8 +180,7 @@ func rowStatement(sql string, args []any, rows []pendingWrite) *pgx.QueuedQuery 
 			}
 		}
 		return first
-	}
-	return q
+	})
 }
 
 // deferredWrite is a write held back for COMMIT.
@@ -193,14 +194,7 @@ type deferredWrite struct {
 // transaction may read what it writes. done is as for queueWrite; such a
 // write cannot check the rows it changed.
 func (c *txConn) queueDeferred(key int, sql string, args []any, done func(pgconn.CommandTag, error) error) {
-	q := &pgx.QueuedQuery{SQL: sql, Arguments: args}
-	q.Fn = func(br pgx.BatchResults) error {
-		tag, err := br.Exec()
-		if notSent(err) {
-			return err
-		}
-		return done(tag, err)
-	}
+	q := writeStatement(sql, args, done)
 	c.deferred = append(c.deferred, deferredWrite{key: key, q: q})
 }
 
