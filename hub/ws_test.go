@@ -393,9 +393,12 @@ func TestWSStalledReaderIsClosedWith4008(t *testing.T) {
 	hrec.waitSeq(t, wire.ReferralTopic(id), head.HeadSeq)
 
 	// Reading again, the stalled client finds the 4008 close after what
-	// was in flight.
+	// was in flight. The wait starts now: the posts before may have taken
+	// most of the dial's on a loaded machine.
+	readCtx, cancelRead := context.WithTimeout(context.Background(), waitFor)
+	defer cancelRead()
 	for {
-		_, _, err := stalled.Read(ctx)
+		_, _, err := stalled.Read(readCtx)
 		if err != nil {
 			if code := websocket.CloseStatus(err); code != wire.CloseTooSlow {
 				t.Fatalf("stalled reader ended with %v; want close 4008", err)
