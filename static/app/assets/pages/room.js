@@ -587,7 +587,12 @@ function Actions({ referralId, status, allowed, bedTypes, outcomes }) {
     </div>
     ${shown ? html`<${TransitionForm} key=${shown + status} referralId=${referralId} to=${shown} bedTypes=${bedTypes}
       outcomes=${outcomes} onCancel=${() => setOpen(null)}
-      onDone=${() => { setOpen(null); setDone('Moved to ' + format.human(shown) + '.'); }} />` : ''}
+      onDone=${(to) => {
+        // Only the form of the move that was acknowledged closes: its event
+        // may arrive first, and the user may have opened the next move's.
+        setOpen((o) => (o === to ? null : o));
+        setDone('Moved to ' + format.human(to) + '.');
+      }} />` : ''}
   </section>`;
 }
 
@@ -618,7 +623,7 @@ function TransitionForm({ referralId, to, bedTypes, outcomes, onDone, onCancel }
     setError(null);
     const r = await live.command(frame);
     setBusy(false);
-    if (r.ok) onDone();
+    if (r.ok) onDone(to);
     else setError(r.error);
   };
   const set = (key) => (e) => setValues({ ...values, [key]: e.target.value });
