@@ -2,13 +2,9 @@ package rooms_test
 
 import (
 	"context"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 
-	"patientpass/persistence/postgres"
-	"patientpass/persistence/postgres/pgtest"
-	"patientpass/persistence/sqlite"
 	"patientpass/rooms"
 )
 
@@ -64,22 +60,5 @@ func TestAuthorisingARoomReadsTheReferralAlone(t *testing.T) {
 			t.Fatalf("viewed plan %+v; want the 8 MSCC sections, imaging first", view.Plan.Sections)
 		}
 	}
-	t.Run("embedded", func(t *testing.T) {
-		t.Parallel()
-		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "pp.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		run(t, s)
-	})
-	t.Run("postgres", func(t *testing.T) {
-		t.Parallel()
-		s, err := postgres.Open(context.Background(), pgtest.URL(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		run(t, s)
-	})
+	eachEmptyStore(t, run)
 }

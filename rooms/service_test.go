@@ -45,6 +45,12 @@ func (p *recordingPublisher) published() []rooms.Event {
 
 // eachStore runs fn against the embedded store and Postgres.
 func eachStore(t *testing.T, fn func(t *testing.T, w *world)) {
+	eachEmptyStore(t, func(t *testing.T, s rooms.Store) { fn(t, newWorld(t, s)) })
+}
+
+// eachEmptyStore runs fn against a new, empty embedded store and a new,
+// empty Postgres schema, in parallel subtests.
+func eachEmptyStore(t *testing.T, fn func(t *testing.T, s rooms.Store)) {
 	t.Run("embedded", func(t *testing.T) {
 		t.Parallel()
 		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "pp.db"))
@@ -52,7 +58,7 @@ func eachStore(t *testing.T, fn func(t *testing.T, w *world)) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close() })
-		fn(t, newWorld(t, s))
+		fn(t, s)
 	})
 	t.Run("postgres", func(t *testing.T) {
 		t.Parallel()
@@ -61,7 +67,7 @@ func eachStore(t *testing.T, fn func(t *testing.T, w *world)) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close() })
-		fn(t, newWorld(t, s))
+		fn(t, s)
 	})
 }
 

@@ -20,8 +20,9 @@ type item struct {
 func TestEveryItemRunsOnceInBoundedBatches(t *testing.T) {
 	const callers, each, limit, maxItems = 40, 50, 3, 8
 	var (
-		running, peak, batches, biggest atomic.Int64
-		mu                              sync.Mutex
+		running, peak atomic.Int64
+		mu            sync.Mutex
+		biggest       int // under mu
 	)
 	b := &Batcher[*item]{Limit: limit, Max: maxItems, Run: func(items []*item) {
 		r := running.Add(1)
@@ -31,12 +32,9 @@ func TestEveryItemRunsOnceInBoundedBatches(t *testing.T) {
 				break
 			}
 		}
-		batches.Add(1)
-		if n := int64(len(items)); n > biggest.Load() {
-			mu.Lock()
-			biggest.Store(max(biggest.Load(), n))
-			mu.Unlock()
-		}
+		mu.Lock()
+		biggest = max(biggest, len(items))
+		mu.Unlock()
 		for _, it := range items {
 			it.runs++
 		}
@@ -58,7 +56,7 @@ func TestEveryItemRunsOnceInBoundedBatches(t *testing.T) {
 	if p := peak.Load(); p > limit {
 		t.Errorf("%d batches ran at once; want at most %d", p, limit)
 	}
-	if n := biggest.Load(); n > maxItems {
+	if n := biggest; n > maxItems {
 		t.Errorf("a batch of %d items; want at most %d", n, maxItems)
 	}
 	if w := b.Waiting(); w != 0 {
