@@ -24,6 +24,9 @@ import (
 var version = "dev"
 
 func main() {
+	if len(os.Args) < 2 || os.Args[1] == "serve" || strings.HasPrefix(os.Args[1], "-") {
+		execWithSmallStacks()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	a := &app{getenv: os.Getenv, stdout: os.Stdout, stderr: os.Stderr}

@@ -113,7 +113,8 @@ func (a *app) serve(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	log.Info().Str("addr", ln.Addr().String()).Str("public_url", cfg.PublicURL).Msg("serving")
+	log.Info().Str("addr", ln.Addr().String()).Str("public_url", cfg.PublicURL).
+		Str("godebug", a.getenv("GODEBUG")).Msg("serving")
 
 	// The session sweeper touches the store, so it ends, and is waited for,
 	// before the hub and then the store shut down (defers run in reverse).
