@@ -79,13 +79,16 @@ const (
 	typingInterval = time.Second
 	// readBuffer and writeBuffer size a socket's buffers, which it keeps for
 	// as long as it is open. net/http's are 4 KiB each, ten times the frames
-	// this protocol usually carries (a few hundred bytes); a longer frame is
-	// read past the buffer, in one more system call. The writer's frames
+	// this protocol usually carries (a few hundred bytes). The read buffer
+	// holds a frame's header and the start of its payload; the rest of a
+	// longer frame is read straight into the message, past the buffer, in
+	// one more system call. A client sends a frame a second or so at most,
+	// while every idle connection keeps its buffer. The writer's frames
 	// are buffered by the corked sock instead, so the write buffer need
 	// only hold a whole control frame (a 2-byte header and at most 125
 	// bytes): a pong or close written while the sock is not corked then
 	// still goes out in one system call.
-	readBuffer  = 512
+	readBuffer  = 128
 	writeBuffer = 128
 	// handshakeTimeout bounds the upgrade: the 101 response written and
 	// flushed. The request itself is bounded by the server's read timeouts.
