@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -54,7 +55,9 @@ func startNode(t *testing.T, env map[string]string, args ...string) *node {
 	env["LOG_FORMAT"] = "json"
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
 	listening := make(chan net.Addr, 1)
-	a := &app{getenv: envOf(env), stdout: stdout, stderr: stderr, onListen: func(addr net.Addr) { listening <- addr }}
+	// The node reads its own copy: the caller goes on to change env for the
+	// next node while this one runs.
+	a := &app{getenv: envOf(maps.Clone(env)), stdout: stdout, stderr: stderr, onListen: func(addr net.Addr) { listening <- addr }}
 	ctx, cancel := context.WithCancel(context.Background())
 	exited := make(chan int, 1)
 	go func() { exited <- a.run(ctx, args) }()
@@ -99,7 +102,9 @@ func (n *node) get(t *testing.T, path string) (int, map[string]any) {
 func runCommand(t *testing.T, env map[string]string, args ...string) (int, string) {
 	t.Helper()
 	out := &syncBuffer{}
-	a := &app{getenv: envOf(env), stdout: out, stderr: out}
+	// The node reads its own copy: the caller goes on to change env for the
+	// next node while this one runs.
+	a := &app{getenv: envOf(maps.Clone(env)), stdout: out, stderr: out}
 	code := a.run(context.Background(), args)
 	return code, out.String()
 }
