@@ -17,8 +17,8 @@ import (
 // more; and a stack never shrinks below four times what it uses plus the
 // runtime's 800-byte reserve, so the reader, blocked in its read for as
 // long as the connection is idle, keeps that stack for good. Its read
-// needs under 1.1 KiB: on 2 KiB, 15,000 idle connections take 2.2 KiB
-// less each (loadtest idle). The cost is a few stack copies for the
+// needs under 1.1 KiB: on 2 KiB, 15,000 idle connections took about
+// 2 KiB less each (loadtest idle). The cost is a few stack copies for the
 // goroutines that grow, each once.
 const smallStacks = "adaptivestackstart=0"
 

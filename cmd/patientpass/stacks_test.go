@@ -33,10 +33,7 @@ func TestWithSmallStacksKeepsTheOperatorsChoice(t *testing.T) {
 // itself with the same process under GODEBUG=adaptivestackstart=0, keeping
 // whatever else GODEBUG held, and a node given its own setting keeps it.
 func TestServeRestartsWithSmallStacks(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "patientpass")
-	if out, err := exec.Command("go", "build", "-o", bin, "patientpass/cmd/patientpass").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildNode(t)
 	for godebug, want := range map[string]string{
 		"madvdontneed=1":       "madvdontneed=1,adaptivestackstart=0",
 		"adaptivestackstart=1": "adaptivestackstart=1",
@@ -52,7 +49,6 @@ func TestServeRestartsWithSmallStacks(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		pid := cmd.Process.Pid
 		timer := time.AfterFunc(60*time.Second, func() { _ = cmd.Process.Kill() })
 		var serving struct {
 			GODEBUG string `json:"godebug"`
@@ -74,7 +70,18 @@ func TestServeRestartsWithSmallStacks(t *testing.T) {
 			t.Fatalf("GODEBUG=%s: the node never logged that it was serving", godebug)
 		}
 		if serving.GODEBUG != want {
-			t.Errorf("GODEBUG=%s: the node (pid %d, the one started) serves with GODEBUG=%q; want %q", godebug, pid, serving.GODEBUG, want)
+			t.Errorf("GODEBUG=%s: the node serves with GODEBUG=%q; want %q", godebug, serving.GODEBUG, want)
 		}
 	}
+}
+
+// buildNode builds the patientpass binary into the test's temporary
+// directory, for tests that run nodes as processes of their own.
+func buildNode(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "patientpass")
+	if out, err := exec.Command("go", "build", "-o", bin, "patientpass/cmd/patientpass").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
 }

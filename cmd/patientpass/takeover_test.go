@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -85,10 +84,7 @@ func TestSchedulerTakeoverAfterSIGKILL(t *testing.T) {
 		return got
 	}
 
-	bin := filepath.Join(t.TempDir(), "patientpass")
-	if out, err := exec.Command("go", "build", "-o", bin, "patientpass/cmd/patientpass").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildNode(t)
 	type proc struct {
 		cmd *exec.Cmd
 		out *syncBuffer
