@@ -89,6 +89,28 @@ func (r *recorder) wait(t *testing.T, what string, cond func(r *recorder) bool) 
 	}
 }
 
+// seen waits up to d for an event on topic with a seq of at least seq, and
+// reports whether one came. Unlike waitSeq it does not fail the test, so
+// a test's own goroutines may call it.
+func (r *recorder) seen(topic string, seq int64, d time.Duration) bool {
+	deadline := time.After(d)
+	for {
+		r.mu.Lock()
+		evs := r.events[topic]
+		ok := len(evs) > 0 && evs[len(evs)-1].Seq >= seq
+		r.mu.Unlock()
+		if ok {
+			return true
+		}
+		select {
+		case <-r.change:
+		case <-time.After(50 * time.Millisecond):
+		case <-deadline:
+			return false
+		}
+	}
+}
+
 // seqs returns the seqs received on topic, in order.
 func (r *recorder) seqs(topic string) []int64 {
 	r.mu.Lock()

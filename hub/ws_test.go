@@ -364,27 +364,40 @@ func TestWSStalledReaderIsClosedWith4008(t *testing.T) {
 	// nothing: the posts all complete.
 	hwc, hrec := sc.ws(e.base, "")
 	subscribe(t, hwc, id, 0)
-	// Posts go straight to the service, eight at a time, with large
-	// bodies, until the stalled reader's queue overflows.
+	// Posts go straight to the service, four at a time, with large
+	// bodies, until the stalled reader's queue overflows. Each worker
+	// waits for the healthy subscriber to have its post before the next,
+	// so that subscriber never has more than four posts (40 KB) queued and
+	// the slow-consumer close counted can only be the stalled reader's: a
+	// healthy reader held up by a loaded machine must not stand in for it.
 	body := strings.Repeat("x", rooms.MaxMessageLen-10)
-	const posts = 2000
+	const posts, workers = 2000, 4
+	topic := wire.ReferralTopic(id)
 	var posted atomic.Int64
 	var wg sync.WaitGroup
-	for w := range 8 {
+	for w := range workers {
 		wg.Go(func() {
-			for i := w; i < posts; i += 8 {
+			for i := w; i < posts; i += workers {
 				if e.metric("patientpass_ws_slow_consumer_closes_total") >= 1 {
 					return
 				}
-				if _, err := e.svc.PostMessage(context.Background(), rooms.Caller{User: referrer}, rooms.PostMessage{Ref: rooms.NewID(), ReferralID: id, Body: body}); err != nil {
+				ev, err := e.svc.PostMessage(context.Background(), rooms.Caller{User: referrer}, rooms.PostMessage{Ref: rooms.NewID(), ReferralID: id, Body: body})
+				if err != nil {
 					t.Error(err)
 					return
 				}
 				posted.Add(1)
+				if !hrec.seen(topic, ev.Seq, waitFor) {
+					t.Errorf("the healthy subscriber did not get seq %d", ev.Seq)
+					return
+				}
 			}
 		})
 	}
 	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
 	if e.metric("patientpass_ws_slow_consumer_closes_total") < 1 {
 		t.Fatalf("no slow-consumer close after %d posts", posted.Load())
 	}
@@ -406,7 +419,7 @@ func TestWSStalledReaderIsClosedWith4008(t *testing.T) {
 			break
 		}
 	}
-	if st := hwc.Stats(); st.Gaps != 0 || st.Duplicates != 0 {
+	if st := hwc.Stats(); st.Gaps != 0 || st.Duplicates != 0 || st.Reconnects != 0 {
 		t.Fatalf("healthy subscriber stats %+v", st)
 	}
 }
