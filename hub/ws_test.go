@@ -471,6 +471,37 @@ func TestWSIdleSessionClosesOnTheNextFrame(t *testing.T) {
 	}
 }
 
+// A connection that sends nothing is still closed when its session
+// times out: its timer reads the session again when its time is up.
+func TestWSClosesWhenTheSessionTimesOutWithoutAFrame(t *testing.T) {
+	e := newEnv(t, openEmbedded(t))
+	referrer := e.user("RJR", rooms.UserActive, rooms.RoleClinician)
+	rc := e.login(referrer.Email)
+	id := rc.newReferral()
+	// Activity keeps the session to two seconds short of its absolute
+	// timeout, which no activity extends.
+	for left := auth.AbsoluteTimeout; left > 2*time.Second; {
+		step := min(20*time.Minute, left-2*time.Second)
+		e.clock.Advance(step)
+		left -= step
+		wantStatus(t, "GET /api/me", rc.do("GET", "/api/me", nil), 200)
+	}
+	wc, rec := rc.ws(e.base, "")
+	// Subscribed, the connection has been registered and has set its
+	// timer for the session's time, two seconds from now.
+	subscribe(t, wc, id, 0)
+	rec.waitSeq(t, wire.ReferralTopic(id), 2)
+	e.clock.Advance(time.Minute)
+	select {
+	case <-wc.Done():
+	case <-time.After(waitFor):
+		t.Fatal("the connection of a timed-out session is still open")
+	}
+	if code := websocket.CloseStatus(wc.Err()); code != wire.CloseSessionEnded {
+		t.Fatalf("closed with %v; want 4001", wc.Err())
+	}
+}
+
 func TestWSClosesAConnectionThatKeepsSendingRefusedFrames(t *testing.T) {
 	e := newEnv(t, openEmbedded(t))
 	u := e.user("RJR", rooms.UserActive, rooms.RoleClinician)
@@ -684,5 +715,80 @@ func TestWSFrameSentWithTheHandshakeIsRead(t *testing.T) {
 		if strings.Contains(string(data), `"type":"subscribed"`) {
 			return
 		}
+	}
+}
+
+// A client may send its first frame in the same packet as its upgrade
+// request: net/http has then read it already, and the connection must
+// still read it first.
+func TestWSReadsAFrameSentWithTheUpgrade(t *testing.T) {
+	e := newEnv(t, openEmbedded(t))
+	rm := e.room()
+	addr := strings.TrimPrefix(e.base, "http://")
+	nc, err := net.DialTimeout("tcp", addr, waitFor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(waitFor))
+	var req strings.Builder
+	fmt.Fprintf(&req, "GET /ws HTTP/1.1\r\nHost: %s\r\nOrigin: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n", addr, e.base)
+	req.WriteString("Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n")
+	for _, ck := range rm.sc.cookies() {
+		fmt.Fprintf(&req, "Cookie: %s=%s\r\n", ck.Name, ck.Value)
+	}
+	req.WriteString("\r\n")
+	// A masked text frame (RFC 6455 §5.2), its payload under 126 bytes.
+	payload := []byte(`{"type":"subscribe","topic":"referral:` + rm.id + `","after":0}`)
+	if len(payload) >= 126 {
+		t.Fatalf("payload of %d bytes needs a longer header", len(payload))
+	}
+	mask := [4]byte{1, 2, 3, 4}
+	frame := append([]byte{0x81, 0x80 | byte(len(payload))}, mask[:]...)
+	for i, b := range payload {
+		frame = append(frame, b^mask[i%4])
+	}
+	if _, err := nc.Write(append([]byte(req.String()), frame...)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(nc)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %s", res.Status)
+	}
+	// Server frames are unmasked; the first text frame answers ours.
+	for {
+		var h [2]byte
+		if _, err := io.ReadFull(br, h[:]); err != nil {
+			t.Fatalf("no answer to the frame sent with the upgrade: %v", err)
+		}
+		n := int(h[1] & 0x7f)
+		switch n {
+		case 126:
+			var l [2]byte
+			_, _ = io.ReadFull(br, l[:])
+			n = int(l[0])<<8 | int(l[1])
+		case 127:
+			t.Fatal("unexpectedly long frame")
+		}
+		body := make([]byte, n)
+		if _, err := io.ReadFull(br, body); err != nil {
+			t.Fatal(err)
+		}
+		if h[0]&0x0f != 1 {
+			continue // a control frame
+		}
+		var f wire.ServerFrame
+		if err := json.Unmarshal(body, &f); err != nil {
+			t.Fatalf("frame %q: %v", body, err)
+		}
+		// The replay's events come first, then the subscribed frame.
+		if (f.Type != wire.TypeEvent && f.Type != wire.TypeSubscribed) || f.Topic != wire.ReferralTopic(rm.id) {
+			t.Fatalf("first frame %s; want the subscription's replay", body)
+		}
+		return
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,27 +33,36 @@ type conn struct {
 	sock   *sock // under ws; the writer corks it around each batch
 	caller rooms.Caller
 	id     string
-	// ctx is the context of the connection's frames: Abort cancels it, so
-	// a frame stuck on the store cannot hold a shutdown past its deadline.
-	// A normal close does not: a command runs to its end once started.
-	ctx    context.Context
-	cancel context.CancelFunc
 
-	// sessMu guards session and expiry, which the expiry timer and the
-	// reader share.
+	// sessMu guards session, which the timer and the reader share.
 	sessMu  sync.Mutex
 	session rooms.Session
-	expiry  *time.Timer
 
 	mu          sync.Mutex
 	queue       []realtime.Frame
 	queuedBytes int                  // the bytes in queue
 	closeCode   websocket.StatusCode // 0 while open; -1 to stop without a close frame
 	closeReason string
-	pinger      *time.Timer   // asks for a ping every PingInterval; set, reset and stopped under mu
-	pingDue     bool          // the writer owes the peer a ping
-	writing     bool          // a writer goroutine is running; never more than one
-	finished    bool          // the writer has closed the socket; none starts again
+	// timer is the connection's one timer, set, reset and stopped under
+	// mu: it fires at pingAt, when the peer is owed a ping, or at
+	// expireAt, when the session times out unless there was activity
+	// (zero while a check of the session is due or running), whichever
+	// comes first. One timer, not two: every idle connection holds it.
+	timer    *time.Timer
+	pingAt   time.Time
+	expireAt time.Time
+	pingDue  bool // the writer owes the peer a ping
+	writing  bool // a writer goroutine is running; never more than one
+	finished bool // the writer has closed the socket; none starts again
+	// cancelFrame cancels the context of the frame executing, nil between
+	// frames; aborted is set by Abort, so a frame stuck on the store cannot
+	// hold a shutdown past its deadline. A normal close cancels nothing: a
+	// command runs to its end once started. Each frame has a context of
+	// its own, which goes with it, rather than one for the connection: the
+	// store's calls leave a context state (its done channel, a map of its
+	// children) that an idle connection would otherwise keep.
+	cancelFrame context.CancelFunc
+	aborted     bool
 	space       chan struct{} // the queue has room again
 	done        chan struct{} // closed once finished
 	// writer is c.writeLoop, made once: a go statement on a method value
@@ -85,17 +95,13 @@ var _ realtime.Subscriber = (*conn)(nil)
 func (s *Server) start(ws *websocket.Conn, sock *sock, caller rooms.Caller, rec rooms.Session) {
 	// The connection acts as the user but never needs their secrets.
 	caller.User.PasswordHash, caller.User.TOTPSecret, caller.User.TOTPPendingSecret = "", "", ""
-	ctx, cancel := context.WithCancel(context.Background())
 	c := &conn{
-		s: s, ws: ws, sock: sock, caller: caller, session: connSession(rec), id: rooms.NewID()[:8], ctx: ctx, cancel: cancel,
+		s: s, ws: ws, sock: sock, caller: caller, session: connSession(rec), id: strings.Clone(rooms.NewID()[:8]),
 		space: make(chan struct{}, 1), done: make(chan struct{}),
 		bucket: tokenBucket{rate: s.cfg.CommandRate, burst: float64(s.cfg.CommandBurst)},
 	}
 	c.writer = c.writeLoop
 	err := s.hub.Register(c, s.cfg.SocketsPerSession)
-	if err != nil {
-		cancel()
-	}
 	switch {
 	case errors.Is(err, realtime.ErrTooManyConnections):
 		s.m.RateLimitedSockets.Inc()
@@ -116,14 +122,15 @@ func (s *Server) start(ws *websocket.Conn, sock *sock, caller rooms.Caller, rec 
 		return
 	}
 	_ = s.svc.AuditCaller(context.Background(), caller, rooms.ActionExecute, "ws.connect", nil, rooms.OutcomeSuccess, "session="+rec.ID+" conn="+c.id)
+	c.mu.Lock()
+	c.pingAt = time.Now().Add(s.cfg.PingInterval)
+	c.timer = time.AfterFunc(s.cfg.PingInterval, c.tick)
+	c.mu.Unlock()
 	// The session is read again now that the connection is registered: a
 	// session that ended between the upgrade and the registration was
-	// ended before EndSessions could find this connection. It also arms
-	// the expiry timer.
+	// ended before EndSessions could find this connection. It also sets
+	// when the session times out.
 	c.checkSession()
-	c.mu.Lock()
-	c.pinger = time.AfterFunc(s.cfg.PingInterval, c.pingTick)
-	c.mu.Unlock()
 	go c.run()
 }
 
@@ -135,7 +142,6 @@ func (c *conn) Caller() rooms.Caller { return c.caller }
 func (c *conn) run() {
 	sessionID := c.SessionID()
 	defer c.s.hub.Unregister(c, sessionID)
-	defer c.cancel()
 	peer := websocket.CloseStatus(c.readLoop())
 	if c.limited > 0 {
 		// Rate-limited frames since the last entry for them.
@@ -145,13 +151,8 @@ func (c *conn) run() {
 
 	c.closeWith(-1, "")
 	<-c.done
-	c.sessMu.Lock()
-	if c.expiry != nil { // nil when the socket closed before it was armed
-		c.expiry.Stop() // for good: scheduleExpiry sees done closed
-	}
-	c.sessMu.Unlock()
 	c.mu.Lock()
-	c.pinger.Stop()
+	c.timer.Stop() // for good: scheduleExpiry and tick see finished
 	c.mu.Unlock()
 	for _, sub := range c.subs {
 		sub.End()
@@ -184,14 +185,31 @@ func (c *conn) readLoop() error {
 		if err != nil {
 			return err
 		}
+		ctx, cancel := c.frameContext()
 		var wg sync.WaitGroup
-		wg.Go(func() { c.frame(c.ctx, typ, data) })
+		wg.Go(func() { c.frame(ctx, typ, data) })
 		wg.Wait()
+		c.mu.Lock()
+		c.cancelFrame = nil
+		c.mu.Unlock()
+		cancel()
 		if c.refusals > maxRefusals {
 			c.Close(realtime.DisconnectMisbehaving)
 			return nil
 		}
 	}
+}
+
+// frameContext returns the context of the next frame, which Abort cancels.
+func (c *conn) frameContext() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.aborted {
+		cancel()
+	}
+	c.cancelFrame = cancel
+	return ctx, cancel
 }
 
 // Send queues a frame for the writer without ever blocking: a full queue
@@ -284,7 +302,12 @@ func (c *conn) closeLocked(code websocket.StatusCode, reason string) {
 // Abort drops the connection without a close handshake and cancels the
 // frame it is executing (the shutdown deadline passed).
 func (c *conn) Abort() {
-	c.cancel()
+	c.mu.Lock()
+	c.aborted = true
+	if c.cancelFrame != nil {
+		c.cancelFrame()
+	}
+	c.mu.Unlock()
 	_ = c.ws.CloseNow()
 }
 
@@ -299,27 +322,51 @@ func (c *conn) wakeLocked() {
 	go c.writer()
 }
 
-// pingTick runs on the ping timer's goroutine: it asks for a ping, arms the
-// next, and becomes the writer itself when none is running.
-func (c *conn) pingTick() {
+// tick runs on the timer's goroutine. When the session's time is up it
+// reads the session again, which closes the connection or sets a later
+// time; when a ping is due it asks for one and becomes the writer itself
+// if none is running.
+func (c *conn) tick() {
+	now := time.Now()
 	c.mu.Lock()
 	if c.closeCode != 0 || c.finished {
 		c.mu.Unlock()
 		return
 	}
-	c.pingDue = true
-	c.pinger.Reset(c.s.cfg.PingInterval)
-	if c.writing {
-		c.mu.Unlock()
-		return
+	expired := !c.expireAt.IsZero() && !now.Before(c.expireAt)
+	if expired {
+		c.expireAt = time.Time{} // checkSession sets it again
 	}
-	c.writing = true
+	write := false
+	if !now.Before(c.pingAt) {
+		c.pingDue = true
+		c.pingAt = now.Add(c.s.cfg.PingInterval)
+		if !c.writing {
+			c.writing, write = true, true
+		}
+	}
+	c.armLocked(now)
 	c.mu.Unlock()
-	c.writeLoop()
+	if expired {
+		c.checkSession()
+	}
+	if write {
+		c.writeLoop()
+	}
+}
+
+// armLocked sets the timer for the first of the next ping and the
+// session's time.
+func (c *conn) armLocked(now time.Time) {
+	at := c.pingAt
+	if !c.expireAt.IsZero() && c.expireAt.Before(at) {
+		at = c.expireAt
+	}
+	c.timer.Reset(at.Sub(now))
 }
 
 // writeLoop is the connection's only writer: frames, pings and the close.
-// It returns when it has nothing to do, and wakeLocked or pingTick starts
+// It returns when it has nothing to do, and wakeLocked or tick starts
 // it again. The writer that closes the socket marks the connection
 // finished, so no writer runs after the close.
 func (c *conn) writeLoop() {
@@ -331,10 +378,10 @@ func (c *conn) writeLoop() {
 		code, reason, ping := c.closeCode, c.closeReason, c.pingDue
 		c.pingDue = false
 		if len(batch) == 0 && code == 0 && !ping {
-			// Idle: no goroutine, and no buffer beyond a few frames'.
-			if cap(c.queue) > 4 {
-				c.queue = nil
-			}
+			// Idle: no goroutine and no buffer. The next frame allocates
+			// the queue again, a few dozen bytes, while idle connections,
+			// nearly all of them, each keep none.
+			c.queue = nil
 			c.writing = false
 			c.mu.Unlock()
 			return
@@ -494,27 +541,22 @@ func (c *conn) touch(ctx context.Context, activity bool) bool {
 	return true
 }
 
-// scheduleExpiry arms the timer that ends the connection when its session
-// times out (idle or absolute). When it fires the session is read again,
-// since activity elsewhere (the browser's API calls, another node) may
-// have extended it.
+// scheduleExpiry sets the time at which the connection's session times
+// out (idle or absolute). Then the session is read again, since activity
+// elsewhere (the browser's API calls, another node) may have extended it.
 func (c *conn) scheduleExpiry() {
 	c.sessMu.Lock()
 	rec := c.session
 	c.sessMu.Unlock()
 	wait := max(c.s.auth.Deadline(rec).Sub(c.s.clock.Now()), time.Second)
-	c.sessMu.Lock()
-	defer c.sessMu.Unlock()
-	select {
-	case <-c.done:
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.finished {
 		return // the connection is over; run has stopped the timer
-	default:
 	}
-	if c.expiry == nil {
-		c.expiry = time.AfterFunc(wait, func() { c.checkSession() })
-	} else {
-		c.expiry.Reset(wait)
-	}
+	c.expireAt = now.Add(wait)
+	c.armLocked(now)
 }
 
 // CheckSession reads the connection's session again and closes the
