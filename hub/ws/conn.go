@@ -24,9 +24,10 @@ const touchInterval = time.Minute
 
 // conn is one WebSocket connection. Its reader goroutine reads the
 // client's frames and executes them one at a time; its writer alone writes
-// to the socket, draining a queue bounded in bytes. The writer runs only
-// while it has work (frames, a ping, the close) and returns when it has
-// none, so an idle connection holds a single goroutine, blocked in a read.
+// to the socket, draining a queue bounded in bytes. The writer runs, on one
+// of the server's workers, only while it has work (frames, a ping, the
+// close) and returns when it has none, so an idle connection holds a single
+// goroutine, blocked in a read.
 type conn struct {
 	s      *Server
 	ws     *websocket.Conn
@@ -52,7 +53,7 @@ type conn struct {
 	pingAt   time.Time
 	expireAt time.Time
 	pingDue  bool // the writer owes the peer a ping
-	writing  bool // a writer goroutine is running; never more than one
+	writing  bool // a writer is running; never more than one
 	finished bool // the writer has closed the socket; none starts again
 	// cancelFrame cancels the context of the frame executing, nil between
 	// frames; aborted is set by Abort, so a frame stuck on the store cannot
@@ -65,13 +66,13 @@ type conn struct {
 	aborted     bool
 	space       chan struct{} // the queue has room again
 	done        chan struct{} // closed once finished
-	// writer is c.writeLoop, made once: a go statement on a method value
-	// allocates its closure each time, and a writer starts for nearly
-	// every delivery to an idle connection.
+	// writer is c.writeLoop, made once: a method value allocates its
+	// closure each time it is taken, and a writer starts for nearly every
+	// delivery to an idle connection.
 	writer func()
 
 	// Owned by the reader: frames execute one at a time, each on a
-	// goroutine the reader waits for. A slice, not a map: most connections
+	// worker the reader waits for. A slice, not a map: most connections
 	// hold one or two subscriptions, and an idle one should cost little.
 	subs     []*realtime.Subscription
 	typedAt  map[string]time.Time // made on first use
@@ -183,10 +184,10 @@ func (c *conn) end(err error) {
 //
 // The read is not bound to a context: every way a connection ends (the
 // writer's close, a failed ping or write, abort) closes the socket, which
-// ends the read. Each frame executes on a goroutine of its own that the
-// loop waits for, so frames still run one at a time, in order, while the
-// deep stacks of store calls are freed with that goroutine instead of
-// staying with the idle reader for the life of the connection. A frame
+// ends the read. Each frame executes on a worker that the loop waits for,
+// so frames still run one at a time, in order, while the deep stacks of
+// store calls stay with the workers instead of with the idle reader for
+// the life of the connection. A frame
 // runs to its end even if the socket closes meanwhile: a command is
 // committed or not, never cut short, and an answer nobody reads is
 // dropped.
@@ -198,7 +199,11 @@ func (c *conn) readLoop() error {
 		}
 		ctx, cancel := c.frameContext()
 		var wg sync.WaitGroup
-		wg.Go(func() { c.frame(ctx, typ, data) })
+		wg.Add(1)
+		c.s.workers.run(func() {
+			defer wg.Done()
+			c.frame(ctx, typ, data)
+		})
 		wg.Wait()
 		c.mu.Lock()
 		c.cancelFrame = nil
@@ -330,7 +335,7 @@ func (c *conn) wakeLocked() {
 		return
 	}
 	c.writing = true
-	go c.writer()
+	c.s.workers.run(c.writer)
 }
 
 // tick runs on the timer's goroutine. When the session's time is up it

@@ -127,12 +127,14 @@ type Server struct {
 	m      *metrics.Metrics
 	cfg    Config
 	origin string // the public URL's origin, which every upgrade must send
+	// workers run the connections' writers and frames.
+	workers *workers
 }
 
 // NewServer returns the transport. origin is the public URL's origin.
 func NewServer(svc *rooms.Service, hub *realtime.Hub, auth Auth, clock rooms.Clock, log zerolog.Logger, m *metrics.Metrics, origin string, cfg Config) *Server {
 	cfg.defaults()
-	return &Server{svc: svc, hub: hub, auth: auth, clock: clock, log: log, m: m, cfg: cfg, origin: origin}
+	return &Server{svc: svc, hub: hub, auth: auth, clock: clock, log: log, m: m, cfg: cfg, origin: origin, workers: newWorkers(workerIdle)}
 }
 
 // ServeHTTP upgrades GET /ws. The Origin must be the public URL exactly (a
