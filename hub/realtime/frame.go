@@ -85,6 +85,35 @@ func appendEventFrame(dst []byte, topic string, e rooms.Event) []byte {
 	return append(dst, '}')
 }
 
+// dataFrame is the frame of a snapshot or update (typ) on topic, built
+// around data, which must be compact JSON from appendJSON: encoding the
+// frame as a wire.ServerFrame would check and compact data all over again,
+// for every update of a board on every post.
+func dataFrame(typ, topic string, data []byte) []byte {
+	if !plainASCII(typ) || !plainASCII(topic) {
+		return EncodeFrame(wire.ServerFrame{Type: typ, Topic: topic, Data: data})
+	}
+	dst := make([]byte, 0, len(`{"type":"","topic":"","data":}`)+len(typ)+len(topic)+len(data))
+	dst = append(dst, `{"type":"`...)
+	dst = append(dst, typ...)
+	dst = append(dst, `","topic":"`...)
+	dst = append(dst, topic...)
+	dst = append(dst, `","data":`...)
+	dst = append(dst, data...)
+	return append(dst, '}')
+}
+
+// plainASCII reports whether s needs no escaping inside a JSON string, as
+// appendJSON writes them: printable ASCII other than quote and backslash.
+func plainASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; b < 0x20 || b >= 0x7f || b == '"' || b == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
 // EventFrame is the frame of a stored event on topic.
 func EventFrame(topic string, e rooms.Event) []byte { return appendEventFrame(nil, topic, e) }
 

@@ -260,7 +260,7 @@ func (h *Hub) Update(topicName string, data any) error {
 			public = kind
 		}
 	}
-	frame := EncodeFrame(wire.ServerFrame{Type: wire.TypeUpdate, Topic: public, Data: raw})
+	frame := dataFrame(wire.TypeUpdate, public, raw)
 	if len(frame) > wire.MaxFrame {
 		return fmt.Errorf("update of %s is %d bytes, more than a frame holds", topicName, len(frame))
 	}

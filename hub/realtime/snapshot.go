@@ -102,7 +102,7 @@ func (t *snapshotTopic) sendSnapshot(ctx context.Context, s Subscriber) error {
 	if err != nil {
 		return err
 	}
-	frame := EncodeFrame(wire.ServerFrame{Type: wire.TypeSnapshot, Topic: t.public, Data: appendJSON(nil, data)})
+	frame := dataFrame(wire.TypeSnapshot, t.public, appendJSON(nil, data))
 	if len(frame) > wire.MaxFrame {
 		return fmt.Errorf("snapshot of %s is %d bytes, more than a frame holds", t.topic, len(frame))
 	}
