@@ -102,7 +102,19 @@ func (s *Server) start(ws *websocket.Conn, sock *sock, caller rooms.Caller, rec 
 		bucket: tokenBucket{rate: s.cfg.CommandRate, burst: float64(s.cfg.CommandBurst)},
 	}
 	c.writer = c.writeLoop
+	// The timer exists before anyone can see the connection: once it is
+	// registered, the hub may check its session (a resync after a broker
+	// reconnect), which sets the timer for the session's time.
+	c.mu.Lock()
+	c.pingAt = time.Now().Add(s.cfg.PingInterval)
+	c.timer = time.AfterFunc(s.cfg.PingInterval, c.tick)
+	c.mu.Unlock()
 	err := s.hub.Register(c, s.cfg.SocketsPerSession)
+	if err != nil {
+		c.mu.Lock()
+		c.timer.Stop()
+		c.mu.Unlock()
+	}
 	switch {
 	case errors.Is(err, realtime.ErrTooManyConnections):
 		s.m.RateLimitedSockets.Inc()
@@ -123,10 +135,6 @@ func (s *Server) start(ws *websocket.Conn, sock *sock, caller rooms.Caller, rec 
 		return
 	}
 	_ = s.svc.AuditCaller(context.Background(), caller, rooms.ActionExecute, "ws.connect", nil, rooms.OutcomeSuccess, "session="+rec.ID+" conn="+c.id)
-	c.mu.Lock()
-	c.pingAt = time.Now().Add(s.cfg.PingInterval)
-	c.timer = time.AfterFunc(s.cfg.PingInterval, c.tick)
-	c.mu.Unlock()
 	// The session is read again now that the connection is registered: a
 	// session that ended between the upgrade and the registration was
 	// ended before EndSessions could find this connection. It also sets
@@ -338,10 +346,11 @@ func (c *conn) wakeLocked() {
 	c.s.workers.run(c.writer)
 }
 
-// tick runs on the timer's goroutine. When the session's time is up it
-// reads the session again, which closes the connection or sets a later
-// time; when a ping is due it asks for one and becomes the writer itself
-// if none is running.
+// tick runs on the timer's goroutine. When a ping is due it asks for one
+// and starts the writer unless it is running; when the session's time is
+// up it reads the session again, which closes the connection or sets a
+// later time. The writer starts first: the read may take a while, and
+// must not hold up the ping or the frames queued meanwhile.
 func (c *conn) tick() {
 	now := time.Now()
 	c.mu.Lock()
@@ -363,11 +372,11 @@ func (c *conn) tick() {
 	}
 	c.armLocked(now)
 	c.mu.Unlock()
+	if write {
+		c.s.workers.run(c.writer)
+	}
 	if expired {
 		c.checkSession()
-	}
-	if write {
-		c.writeLoop()
 	}
 }
 
@@ -569,7 +578,7 @@ func (c *conn) scheduleExpiry() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.finished {
-		return // the connection is over; run has stopped the timer
+		return // the connection is over; end has stopped the timer
 	}
 	c.expireAt = now.Add(wait)
 	c.armLocked(now)

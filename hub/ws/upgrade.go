@@ -211,19 +211,13 @@ func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	_ = nc.SetDeadline(time.Time{})
 	// Whatever the client sent after its handshake is already in
 	// net/http's reader. Accept expects it in the reader's buffer, so the
-	// new reader starts holding it.
-	// Nearly always nothing came early, and the reader reads the socket
-	// itself: a reader in front of it would be kept for the connection's
-	// life, and deepen every idle read's stack.
-	var br *bufio.Reader
-	if early, _ := brw.Reader.Peek(brw.Reader.Buffered()); len(early) == 0 {
-		br = bufio.NewReaderSize(nc, readBuffer)
-	} else {
-		br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(early)), nc), max(readBuffer, len(early)))
-		if _, err := br.Peek(len(early)); err != nil {
-			_ = nc.Close()
-			return nil, nil, err
-		}
+	// new reader starts holding it (and Accept reads through a reader of
+	// its own over those bytes and the socket, whatever came early).
+	early, _ := brw.Reader.Peek(brw.Reader.Buffered())
+	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(early)), nc), max(readBuffer, len(early)))
+	if _, err := br.Peek(len(early)); err != nil {
+		_ = nc.Close()
+		return nil, nil, err
 	}
 	w.sock = &sock{Conn: nc, timeout: w.timeout}
 	return w.sock, bufio.NewReadWriter(br, bufio.NewWriterSize(w.sock, writeBuffer)), nil
