@@ -476,7 +476,7 @@ func (c *conn) writeBatch(batch []realtime.Frame) error {
 			written = batch[:i]
 			break
 		}
-		if err = c.ws.Write(context.Background(), websocket.MessageText, f.Data); err != nil {
+		if err = c.sock.writeText(f.Data); err != nil {
 			break
 		}
 	}

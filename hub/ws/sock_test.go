@@ -251,3 +251,70 @@ func TestPongAndCloseGetOut(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// writeText's frames, corked or not and of every length encoding, read
+// back as the text frames of RFC 6455 §5.2 with their payloads whole.
+func TestSockWriteTextFrames(t *testing.T) {
+	s, _, peer := socketPair(t, time.Minute)
+	sizes := []int{0, 1, 125, 126, 127, 65535, 65536, corkFlush - 2, corkFlush, 100_000}
+	payload := func(i, n int) []byte {
+		p := make([]byte, n)
+		for j := range p {
+			p[j] = byte('a' + (i+j)%26)
+		}
+		return p
+	}
+	go func() {
+		for i, n := range sizes { // uncorked, then corked
+			_ = s.writeText(payload(i, n))
+		}
+		s.cork()
+		for i, n := range sizes {
+			_ = s.writeText(payload(i, n))
+		}
+		_ = s.uncork()
+	}()
+	_ = peer.SetReadDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReader(peer)
+	for round := range 2 {
+		for i, n := range sizes {
+			var h [2]byte
+			if _, err := io.ReadFull(br, h[:]); err != nil {
+				t.Fatalf("round %d frame %d: %v", round, i, err)
+			}
+			if h[0] != 0x81 || h[1]&0x80 != 0 {
+				t.Fatalf("frame %d: header %#x %#x; want a final text frame, unmasked", i, h[0], h[1])
+			}
+			got := int(h[1])
+			switch got {
+			case 126:
+				var ext [2]byte
+				_, _ = io.ReadFull(br, ext[:])
+				got = int(ext[0])<<8 | int(ext[1])
+				if got < 126 {
+					t.Fatalf("frame %d: length %d in the 16-bit form", i, got)
+				}
+			case 127:
+				var ext [8]byte
+				_, _ = io.ReadFull(br, ext[:])
+				got = 0
+				for _, b := range ext {
+					got = got<<8 | int(b)
+				}
+				if got <= 0xffff {
+					t.Fatalf("frame %d: length %d in the 64-bit form", i, got)
+				}
+			}
+			if got != n {
+				t.Fatalf("round %d frame %d: length %d; want %d", round, i, got, n)
+			}
+			p := make([]byte, n)
+			if _, err := io.ReadFull(br, p); err != nil {
+				t.Fatal(err)
+			}
+			if string(p) != string(payload(i, n)) {
+				t.Fatalf("round %d frame %d: payload differs", round, i)
+			}
+		}
+	}
+}

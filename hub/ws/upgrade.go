@@ -84,10 +84,11 @@ const (
 	// longer frame is read straight into the message, past the buffer, in
 	// one more system call. A client sends a frame a second or so at most,
 	// while every idle connection keeps its buffer. The writer's frames
-	// are buffered by the corked sock instead, so the write buffer need
-	// only hold a whole control frame (a 2-byte header and at most 125
-	// bytes): a pong or close written while the sock is not corked then
-	// still goes out in one system call.
+	// do not pass through coder/websocket (sock.writeText), so the write
+	// buffer need only hold a whole control frame (a 2-byte header and at
+	// most 125 bytes): a pong, ping or close then reaches the sock in one
+	// Write, which writeText relies on, and goes out in one system call
+	// while the sock is not corked.
 	readBuffer  = 128
 	writeBuffer = 128
 	// handshakeTimeout bounds the upgrade: the 101 response written and
