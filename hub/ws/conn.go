@@ -203,6 +203,7 @@ func (c *conn) readLoop() error {
 	for {
 		typ, data, err := c.ws.Read(context.Background())
 		if err != nil {
+			c.sock.stop()
 			return err
 		}
 		ctx, cancel := c.frameContext()

@@ -128,6 +128,19 @@ func textHeader(dst []byte, n int) []byte {
 	}
 }
 
+// stop fails every later write with net.ErrClosed. The reader calls it
+// once its reads have ended: coder/websocket may have sent a close frame
+// then (a frame over the read limit, a protocol error), and no frame of
+// the writer's may follow it, which writeText, past coder/websocket's own
+// check, would otherwise allow.
+func (s *sock) stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err == nil {
+		s.err = net.ErrClosed
+	}
+}
+
 // cork makes writes wait in a buffer until uncork.
 func (s *sock) cork() {
 	s.mu.Lock()
