@@ -29,11 +29,11 @@ var corkBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); retur
 //
 // And it can be corked: while corked, writes are appended to a buffer
 // taken from corkBuffers, and uncork writes them in one system call. The
-// writer corks around each batch it drains from the queue, so the frames
-// queued while it wrote the last batch go out together, and coder/websocket
-// (which flushes its buffer after every message, one write(2) each) costs
-// one system call per batch, not per frame. A pong the reader writes
-// meanwhile joins the batch, in order, under the same mutex; the uncork
+// writer corks around each batch it drains from the queue, and writes its
+// frames itself (writeText), so the frames queued while it wrote the last
+// batch go out together: one system call per batch, not per frame. A
+// control frame coder/websocket writes (a pong the reader answers, say)
+// joins the batch, in order, under the same mutex; the uncork
 // follows at the end of the batch. Past corkFlush bytes the buffer is
 // written early, so a burst's buffer stays bounded.
 type sock struct {
@@ -96,21 +96,15 @@ func (s *sock) writeText(p []byte) error {
 			return err
 		}
 	}
-	if !s.corked || (s.pending == nil && n >= corkFlush) {
-		if err := s.deadlineLocked(); err != nil {
-			return err
-		}
-		bufs := net.Buffers{h, p} // one writev(2)
-		if _, err := bufs.WriteTo(s.Conn); err != nil {
-			s.err = err
-			return err
-		}
-		return nil
-	}
+	// Through the buffer even when not corked: header and payload then
+	// leave in one system call, and the header's bytes stay on the stack.
 	if s.pending == nil {
 		s.pending = corkBuffers.Get().(*[]byte)
 	}
 	*s.pending = append(append(*s.pending, h...), p...)
+	if !s.corked || len(*s.pending) >= corkFlush {
+		return s.flushLocked()
+	}
 	return nil
 }
 
