@@ -14,7 +14,8 @@ import (
 // outcome: a command refused inside the group is refused alone, and the
 // others commit. Nothing is answered before the group's commit. Groups
 // form from what is waiting (package batch): no added latency at low load,
-// up to Store.GroupsAtOnce groups at once.
+// up to Store.GroupsAtOnce groups at once (of commands, a further one only
+// once spill of them wait).
 
 const (
 	// maxGroup bounds a group: its transaction holds the locks of every
@@ -24,6 +25,13 @@ const (
 	// member's own context does not: cancelling one caller must not fail
 	// the others, and a command runs to its end once started.
 	groupTimeout = 30 * time.Second
+	// spill is how many commands must wait before a second group of them
+	// starts beside a running one. One group at a time pays a commit per
+	// group for more members in each; a second at once only once the queue
+	// shows one cannot keep up. Measured at 2,000 posts/s (5,000 clients,
+	// 500 rooms, one node): 0.58 ms of server CPU per post and p50 4.4-4.9
+	// ms, against 0.66 ms and 5.6-6.1 ms with a second group at once.
+	spill = 16
 )
 
 // groupJob is one transaction body waiting for, or in, a group.
@@ -55,7 +63,7 @@ type committer struct {
 
 func newCommitter(store Store) *committer {
 	g := &committer{store: store}
-	g.locking = batch.Batcher[*groupJob]{Limit: store.GroupsAtOnce(), Max: maxGroup, Run: g.run}
+	g.locking = batch.Batcher[*groupJob]{Limit: store.GroupsAtOnce(), Max: maxGroup, Spill: spill, Run: g.run}
 	g.lockless = batch.Batcher[*groupJob]{Limit: store.GroupsAtOnce(), Max: maxGroup, Run: g.run}
 	return g
 }

@@ -2,10 +2,13 @@
 // share a transaction (group commit), reads that share a query.
 //
 // Batches form from what is waiting, never by waiting for a batch to fill:
-// an item that finds fewer than Limit batches running starts one at once,
-// holding only itself (no added latency at low load); one that finds them
-// all running waits, and the next batch to start takes it with everything
-// else waiting, up to Max. There is no goroutine of the batcher's own: the
+// an item that finds no batch running starts one at once, holding only
+// itself (no added latency at low load); one that finds a batch running
+// waits, and the next batch to start takes it with everything else
+// waiting, up to Max. A further batch, up to Limit at once, starts beside
+// the running ones only once Spill items wait: a batch's fixed cost (a
+// transaction's commit) is paid by fewer, larger batches until one at a
+// time cannot keep up. There is no goroutine of the batcher's own: the
 // caller that starts a batch runs it, and when it is done hands the lead to
 // the first caller still waiting, if any.
 package batch
@@ -23,6 +26,9 @@ type Batcher[T any] struct {
 	Limit int
 	// Max bounds a batch's items (at least one).
 	Max int
+	// Spill is how many items must wait (counting the one arriving) for a
+	// batch to start while another runs; at most one means at once.
+	Spill int
 	// Run runs a batch, on the goroutine of the caller that leads it. It
 	// must leave each item's outcome in the item itself, even when it
 	// panics (the panic then goes on in the leading caller).
@@ -47,10 +53,10 @@ type entry[T any] struct {
 func (b *Batcher[T]) Do(ctx context.Context, item T) error {
 	e := &entry[T]{item: item, next: make(chan bool, 1)}
 	b.mu.Lock()
-	if b.active < max(b.Limit, 1) {
+	if b.active == 0 || b.active < b.Limit && len(b.waiting)+1 >= b.Spill {
 		b.active++
 		b.mu.Unlock()
-		b.lead(e)
+		b.lead(e, true)
 		return nil
 	}
 	b.waiting = append(b.waiting, e)
@@ -58,7 +64,7 @@ func (b *Batcher[T]) Do(ctx context.Context, item T) error {
 	select {
 	case lead := <-e.next:
 		if lead {
-			b.lead(e)
+			b.lead(e, false)
 		}
 		return nil
 	case <-ctx.Done():
@@ -72,7 +78,7 @@ func (b *Batcher[T]) Do(ctx context.Context, item T) error {
 	b.mu.Unlock()
 	// Taken into a batch, or handed the lead, as ctx ended.
 	if <-e.next {
-		b.lead(e)
+		b.lead(e, false)
 	}
 	return nil
 }
@@ -84,24 +90,31 @@ func (b *Batcher[T]) Waiting() int {
 	return len(b.waiting)
 }
 
-// lead runs one batch, of first and what is waiting after it, then passes
-// the lead on (handOff). An item is led at most once: it leaves waiting
-// when it is taken into a batch, handed the lead, or given up.
-func (b *Batcher[T]) lead(first *entry[T]) {
+// lead runs one batch, of leader and what is waiting, in the order they
+// came (leader last when it has just arrived, first when it was handed the
+// lead), then passes the lead on (handOff). An item is led at most once: it
+// leaves waiting when it is taken into a batch, handed the lead, or given
+// up.
+func (b *Batcher[T]) lead(leader *entry[T], arrived bool) {
 	b.mu.Lock()
 	n := min(len(b.waiting), max(b.Max, 1)-1)
-	entries := make([]*entry[T], 0, n+1)
-	entries = append(append(entries, first), b.waiting[:n]...)
+	others := slices.Clone(b.waiting[:n])
 	b.waiting = b.pop(n)
 	b.mu.Unlock()
 
-	items := make([]T, len(entries))
-	for i, e := range entries {
-		items[i] = e.item
+	items := make([]T, 0, n+1)
+	if !arrived {
+		items = append(items, leader.item)
+	}
+	for _, e := range others {
+		items = append(items, e.item)
+	}
+	if arrived {
+		items = append(items, leader.item)
 	}
 	// Even when Run panics, the batch's callers are let go and the lead is
 	// passed on: a panic must not stop every later batch.
-	defer b.handOff(entries[1:])
+	defer b.handOff(others)
 	b.Run(items)
 }
 

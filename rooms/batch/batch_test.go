@@ -189,3 +189,46 @@ func TestPanickingBatchDoesNotStopLaterOnes(t *testing.T) {
 		t.Errorf("an item after the panic ran %d times; want once", later.runs)
 	}
 }
+
+// While a batch runs, arriving items wait for it rather than start a
+// batch beside it, until Spill of them wait: then the one that makes Spill
+// starts a batch of them all, in the order they came.
+func TestSecondBatchStartsOnlyOnceSpillItemsWait(t *testing.T) {
+	const spill = 4
+	gate := make(chan struct{})
+	ran := make(chan []int, 4)
+	b := &Batcher[*item]{Limit: 2, Max: 10, Spill: spill, Run: func(batch []*item) {
+		if batch[0].n == 0 {
+			<-gate
+		}
+		ns := make([]int, len(batch))
+		for i, it := range batch {
+			ns[i] = it.n
+		}
+		ran <- ns
+	}}
+	var wg sync.WaitGroup
+	do := func(n int) { wg.Go(func() { _ = b.Do(context.Background(), &item{n: n}) }) }
+	do(0)
+	for b.running() < 1 {
+		runtime.Gosched()
+	}
+	for n := 1; n < spill; n++ {
+		do(n)
+		for b.Waiting() < n {
+			runtime.Gosched()
+		}
+	}
+	if r := b.running(); r != 1 {
+		t.Fatalf("%d batches running with %d items waiting; want 1 until %d wait", r, spill-1, spill)
+	}
+	do(spill)
+	if got, want := <-ran, []int{1, 2, 3, 4}; !slices.Equal(got, want) {
+		t.Errorf("the batch beside the held one ran items %v; want %v", got, want)
+	}
+	close(gate)
+	if got := <-ran; !slices.Equal(got, []int{0}) {
+		t.Errorf("the held batch ran items %v; want [0]", got)
+	}
+	wg.Wait()
+}
