@@ -18,6 +18,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 
 	"patientpass/hub/api"
 	"patientpass/hub/auth"
+	"patientpass/hub/fhir"
 	"patientpass/hub/httpjson"
 	"patientpass/hub/metrics"
 	"patientpass/hub/password"
@@ -121,6 +123,11 @@ func NewServer(cfg Config) (*Server, error) {
 	mux.Handle("GET /ws", ws.NewServer(cfg.Service, cfg.Realtime, s.auth, cfg.Service.Clock(), cfg.Logger, cfg.Metrics, s.origin(), cfg.WS))
 	s.auth.Routes(mux)
 	api.New(cfg.Service, cfg.Realtime).Routes(mux, s.auth)
+	base := strings.TrimSuffix(public.String(), "/")
+	fhir.New(fhir.Config{
+		Service: cfg.Service, Sessions: s.auth, Bearer: s.auth,
+		Base: base + "/fhir/R4", TokenURL: base + auth.TokenPath, Started: cfg.Service.Clock().Now(),
+	}).Routes(mux)
 	if cfg.UI != nil {
 		if err := uiRoutes(mux, cfg.UI); err != nil {
 			return nil, fmt.Errorf("browser UI: %w", err)

@@ -2,7 +2,7 @@ package rooms
 
 // receivingRoles are the roles that see every referral their organisation
 // receives.
-var receivingRoles = []Role{RoleSpecialist, RoleCoordinator, RoleBedManager}
+var receivingRoles = []Role{RoleSpecialist, RoleCoordinator, RoleBedManager, RoleIntegrator}
 
 // CanView reports whether u may see referral r: its participants, and the
 // specialists, coordinators and bed managers of the receiving organisation.
@@ -34,6 +34,11 @@ func VisibleFilter(u User, f ReferralFilter) ReferralFilter {
 	f.VisibleToOrganisation = ""
 	if ReceivesFor(u, u.Organisation) {
 		f.VisibleToOrganisation = u.Organisation
+		if u.HasRole(RoleIntegrator) {
+			// Never a participant: the organisation's referrals alone,
+			// which the (receiving organisation, updated) index finds.
+			f.VisibleToUser = ""
+		}
 	}
 	return f
 }

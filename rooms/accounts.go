@@ -42,6 +42,9 @@ func (s *Service) CreateUser(ctx context.Context, c Caller, n NewUser) (User, er
 var errDuplicateEmail = &Error{Code: CodeConflict, Field: "email", Message: "an account with this email already exists"}
 
 func (s *Service) createUser(ctx context.Context, c Caller, n NewUser, event string) (User, error) {
+	if err := s.refuseIntegrator(ctx, c, ActionCreate, event); err != nil {
+		return User{}, err
+	}
 	if err := n.Validate(); err != nil {
 		_ = s.AuditCaller(ctx, c, ActionCreate, event, nil, OutcomeInvalid, "invalid "+fieldOf(err))
 		return User{}, err

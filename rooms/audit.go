@@ -86,6 +86,8 @@ type AuditFilter struct {
 	Organisation string
 	// From and To, when set, keep entries at or after From and before To.
 	From, To time.Time
+	// ID, when set, keeps the entry of that number only.
+	ID int64
 	// Before, when set, keeps entries with an ID below it: the cursor of
 	// the next page, newest first.
 	Before int64

@@ -99,6 +99,10 @@ func (s *Service) inTx(ctx context.Context, lock string, fn func(ctx context.Con
 		return err // given up while waiting: nothing of it ran
 	}
 	if j.alone {
+		// Bounded as a group is: a referral's stamp commits within
+		// groupTimeout (ChangeSettle).
+		ctx, cancel := context.WithTimeout(ctx, groupTimeout)
+		defer cancel()
 		return s.store.InTx(ctx, func(tx Tx) error { return fn(ctx, tx) })
 	}
 	return j.err

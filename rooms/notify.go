@@ -290,6 +290,9 @@ const maxReadIDs = 500
 // in ids. It returns how many remain unread, and tells the caller's other
 // screens.
 func (s *Service) MarkNotificationsRead(ctx context.Context, c Caller, upTo string, ids []string) (int, error) {
+	if err := s.refuseIntegrator(ctx, c, ActionUpdate, "notification.read"); err != nil {
+		return 0, err
+	}
 	if err := checkCaller(c); err != nil {
 		return 0, err
 	}

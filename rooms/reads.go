@@ -36,7 +36,7 @@ func (s *Service) withPlan(ctx context.Context, r Referral) (Referral, error) {
 // typing indicator should not wait for a second read. Referral completes
 // the plan of what it shows.
 func (s *Service) Authorize(ctx context.Context, c Caller, referralID, event string) (Referral, error) {
-	if err := checkCaller(c); err != nil {
+	if err := checkReader(c); err != nil {
 		return Referral{}, err
 	}
 	if err := CheckID("referral", referralID); err != nil {
@@ -89,7 +89,7 @@ func (s *Service) Referral(ctx context.Context, c Caller, id string) (Referral, 
 // Referrals lists the referrals the caller may see that match f, and audits
 // the listing.
 func (s *Service) Referrals(ctx context.Context, c Caller, f ReferralFilter) ([]Referral, error) {
-	if err := checkCaller(c); err != nil {
+	if err := checkReader(c); err != nil {
 		return nil, err
 	}
 	rs, err := s.store.Referrals(ctx, VisibleFilter(c.User, f))
@@ -163,6 +163,9 @@ func (s *Service) Subscribe(ctx context.Context, c Caller, referralID string, af
 
 // MarkRead records that the caller has read a referral's room up to seq.
 func (s *Service) MarkRead(ctx context.Context, c Caller, referralID string, seq int64) error {
+	if err := s.refuseIntegrator(ctx, c, ActionUpdate, "referral.read_marker"); err != nil {
+		return err
+	}
 	if err := checkCaller(c); err != nil {
 		return err
 	}
@@ -215,7 +218,7 @@ func (s *Service) RoomEvents(ctx context.Context, referralID string, after int64
 // Pathways lists the pathways, their forms and policies, for any signed-in
 // user: they are what a referral form is rendered from.
 func (s *Service) Pathways(ctx context.Context, c Caller) ([]Pathway, error) {
-	if err := checkCaller(c); err != nil {
+	if err := checkReader(c); err != nil {
 		return nil, err
 	}
 	ps, err := s.store.Pathways(ctx)

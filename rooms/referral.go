@@ -173,6 +173,22 @@ type ReferralFilter struct {
 	ReceivingOrganisation string
 	// UpdatedSince, when set, keeps only referrals updated at or after it.
 	UpdatedSince time.Time
+	// ByChange orders by updated time, then id, oldest first, instead of by
+	// triage deadline: the order of a sync feed (the FHIR _lastUpdated
+	// search), in which every change of a referral moves it to the end.
+	ByChange bool
+	// ChangedAfter, when set, keeps only referrals after it in ByChange
+	// order: the cursor of a feed's next page.
+	ChangedAfter *ChangeCursor
+	// ChangedBefore, when set, keeps only referrals updated before it.
+	ChangedBefore time.Time
 	// Limit caps the result; zero means the store's default of 500.
 	Limit int
+}
+
+// ChangeCursor is a place in ByChange order: a referral's updated time and
+// id.
+type ChangeCursor struct {
+	UpdatedAt time.Time
+	ID        string
 }

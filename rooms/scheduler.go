@@ -52,6 +52,10 @@ func (s *Service) raiseReminder(ctx context.Context, id string) (raised, moved b
 		before Status
 		notes  []Notification
 	)
+	// Bounded as a group is: a referral's stamp commits within
+	// groupTimeout (ChangeSettle).
+	ctx, cancel := context.WithTimeout(ctx, groupTimeout)
+	defer cancel()
 	err = s.store.InTx(ctx, func(tx Tx) error {
 		r, err := tx.LockReferral(ctx, id)
 		if err != nil {

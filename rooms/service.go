@@ -23,6 +23,10 @@ type Caller struct {
 	// DisplayID is set when the caller is a wallboard display
 	// (DisplayCaller): read-only, refused every command.
 	DisplayID string
+	// Integration is set when the caller is an integrator client
+	// (IntegrationCaller): read-only, refused every command, reading what
+	// its organisation's receiving team may read within its scopes.
+	Integration *IntegrationGrant
 }
 
 // System is the caller for actions taken by the platform itself (command-line
@@ -323,6 +327,9 @@ func (s *Service) AuditCaller(ctx context.Context, c Caller, action AuditAction,
 func checkCaller(c Caller) error {
 	if c.DisplayID != "" {
 		return Forbidden("a wallboard display is read-only")
+	}
+	if c.Integration != nil {
+		return errIntegratorReadOnly
 	}
 	if c.User.ID == "" {
 		return &Error{Code: CodeUnauthenticated, Message: "please log in"}

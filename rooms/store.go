@@ -114,6 +114,7 @@ type Tx interface {
 	RecordCommand(ctx context.Context, c CommandRecord) error
 
 	WorkflowTx
+	IntegrationTx
 
 	// AppendAudit links e after the head of chain e.Chain, as
 	// AuditEntry.Link does, stores it and moves the head to it. The chain
@@ -132,6 +133,7 @@ type Store interface {
 	CredentialStore
 	AttemptStore
 	SchedulerLock
+	IntegrationStore
 
 	// InTx runs fn in one transaction, committing when fn returns nil and
 	// rolling back otherwise. fn's error is returned as it is. Calls must not

@@ -75,6 +75,9 @@ type Credentials struct {
 // and written in one transaction and only the credential fields can change,
 // so a concurrent change of status (a suspension) is never undone.
 func (s *Service) UpdateCredentials(ctx context.Context, c Caller, userID, event string, change func(*Credentials)) error {
+	if err := s.refuseIntegrator(ctx, c, ActionUpdate, event); err != nil {
+		return err
+	}
 	if err := CheckID("user_id", userID); err != nil {
 		return err
 	}
@@ -96,6 +99,9 @@ func (s *Service) UpdateCredentials(ctx context.Context, c Caller, userID, event
 
 // PutOrganisation creates or renames an organisation.
 func (s *Service) PutOrganisation(ctx context.Context, c Caller, o Organisation) error {
+	if err := s.refuseIntegrator(ctx, c, ActionUpdate, "organisation.put"); err != nil {
+		return err
+	}
 	o.ODS = strings.ToUpper(strings.TrimSpace(o.ODS))
 	o.Name = strings.TrimSpace(o.Name)
 	if err := ValidateODS("ods", o.ODS); err != nil {
@@ -115,6 +121,9 @@ func (s *Service) PutOrganisation(ctx context.Context, c Caller, o Organisation)
 // PutPathway creates or replaces a pathway; its receiving organisation must
 // exist.
 func (s *Service) PutPathway(ctx context.Context, c Caller, p Pathway) error {
+	if err := s.refuseIntegrator(ctx, c, ActionUpdate, "pathway.put"); err != nil {
+		return err
+	}
 	if p.ID == "" {
 		return Invalid("id", "pathway id is required")
 	}

@@ -63,6 +63,9 @@ func (a *API) Routes(mux *http.ServeMux, auth Authenticator) {
 	mux.Handle("GET /api/admin/displays", auth.Required(a.listDisplays))
 	mux.Handle("POST /api/admin/displays", auth.Required(a.createDisplay))
 	mux.Handle("DELETE /api/admin/displays/{id}", auth.Required(a.revokeDisplay))
+	mux.Handle("GET /api/admin/integrations", auth.Required(a.listIntegrations))
+	mux.Handle("POST /api/admin/integrations", auth.Required(a.registerIntegration))
+	mux.Handle("DELETE /api/admin/integrations/{id}", auth.Required(a.revokeIntegration))
 	mux.Handle("GET /api/admin/audit", auth.Required(a.auditTrail))
 
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {

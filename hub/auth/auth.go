@@ -73,6 +73,8 @@ type Auth struct {
 	hashes   *password.Limiter
 	// registrationsPerHour bounds the registrations from one address.
 	registrationsPerHour int
+	// publicURL is the public URL without a trailing slash (tokenURL).
+	publicURL string
 }
 
 // New returns Auth over cfg.
@@ -94,7 +96,8 @@ func New(cfg Config) (*Auth, error) {
 		return nil, err
 	}
 	return &Auth{svc: cfg.Service, store: cfg.Store, clock: cfg.Clock, log: cfg.Logger, m: cfg.Metrics,
-		sessions: sm, ender: cfg.Ender, hashes: cfg.Hashes, registrationsPerHour: cfg.RegistrationsPerHour}, nil
+		sessions: sm, ender: cfg.Ender, hashes: cfg.Hashes, registrationsPerHour: cfg.RegistrationsPerHour,
+		publicURL: strings.TrimSuffix(cfg.Public.String(), "/")}, nil
 }
 
 // HandlerFunc is a handler for an authenticated request.
@@ -117,55 +120,85 @@ var totpSetupRoutes = map[string]bool{
 // Required resolves the request's session to an active user and calls h
 // with them as the caller. The user is read on every request, so a
 // suspension takes effect at once even on a node that did not perform it.
+// A request with no session may be a wallboard display's.
 func (a *Auth) Required(h HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sess, err := a.sessions.Get(r, a.sessions.name)
-		if err != nil {
-			httpjson.Fail(w, r, err)
-			return
-		}
-		rec, ok := sess.Values[valueRecord].(rooms.Session)
-		if !ok {
+		c, err := a.session(w, r)
+		if errors.Is(err, errNoSession) {
 			if d, _, ok := a.display(r); ok {
 				a.serveDisplay(w, r, d, h)
 				return
 			}
-			if _, err := r.Cookie(a.sessions.name); err == nil {
-				a.sessions.clearCookie(w)
-			}
-			httpjson.Error(w, unauthenticated)
-			return
+			err = a.noSession(w, r)
 		}
-		u, err := a.store.User(r.Context(), rec.UserID)
-		if err != nil && !errors.Is(err, rooms.ErrNotFound) {
-			httpjson.Fail(w, r, fmt.Errorf("read user of session %s: %w", rec.ID, err))
-			return
-		}
-		if err != nil || u.Status != rooms.UserActive {
-			if err := a.sessions.end(w, r, sess); err != nil {
-				httpjson.Fail(w, r, err)
-				return
-			}
-			httpjson.Error(w, unauthenticated)
-			return
-		}
-		if alive, err := a.sessions.touch(r.Context(), rec, a.clock.Now()); err != nil {
+		if err != nil {
 			httpjson.Fail(w, r, err)
-			return
-		} else if !alive {
-			a.sessions.clearCookie(w)
-			httpjson.Error(w, unauthenticated)
-			return
-		}
-		c := rooms.Caller{User: u, ClientAddr: httpjson.ClientAddr(r)}
-		if u.HasRole(rooms.RoleAdmin) && u.TOTPSecret == "" && !totpSetupRoutes[r.Pattern] {
-			_ = a.svc.AuditCaller(r.Context(), c, rooms.ActionExecute, "access", nil, rooms.OutcomeDenied,
-				"totp_required route="+httpjson.Printable(r.Pattern, 100))
-			httpjson.Error(w, rooms.Forbidden("set up two-factor authentication first: admins must use an authenticator app"))
 			return
 		}
 		h(w, r, c)
 	})
+}
+
+// Session resolves the request's session to an active user, as Required
+// does, for handlers that answer in a format of their own (the FHIR API);
+// a display's cookie is no session there. The error is a *rooms.Error to
+// show (unauthenticated, forbidden) or an internal failure; a session that
+// has ended has its cookie cleared on w.
+func (a *Auth) Session(w http.ResponseWriter, r *http.Request) (rooms.Caller, error) {
+	c, err := a.session(w, r)
+	if errors.Is(err, errNoSession) {
+		err = a.noSession(w, r)
+	}
+	return c, err
+}
+
+// errNoSession is session's answer to a request whose cookie holds no
+// session.
+var errNoSession = errors.New("no session")
+
+// noSession answers a request with no session: unauthenticated, with a
+// stale cookie cleared.
+func (a *Auth) noSession(w http.ResponseWriter, r *http.Request) error {
+	if _, err := r.Cookie(a.sessions.name); err == nil {
+		a.sessions.clearCookie(w)
+	}
+	return unauthenticated
+}
+
+// session resolves r's session cookie to its active user; errNoSession
+// when the cookie holds none.
+func (a *Auth) session(w http.ResponseWriter, r *http.Request) (rooms.Caller, error) {
+	sess, err := a.sessions.Get(r, a.sessions.name)
+	if err != nil {
+		return rooms.Caller{}, err
+	}
+	rec, ok := sess.Values[valueRecord].(rooms.Session)
+	if !ok {
+		return rooms.Caller{}, errNoSession
+	}
+	u, err := a.store.User(r.Context(), rec.UserID)
+	if err != nil && !errors.Is(err, rooms.ErrNotFound) {
+		return rooms.Caller{}, fmt.Errorf("read user of session %s: %w", rec.ID, err)
+	}
+	if err != nil || u.Status != rooms.UserActive {
+		if err := a.sessions.end(w, r, sess); err != nil {
+			return rooms.Caller{}, err
+		}
+		return rooms.Caller{}, unauthenticated
+	}
+	if alive, err := a.sessions.touch(r.Context(), rec, a.clock.Now()); err != nil {
+		return rooms.Caller{}, err
+	} else if !alive {
+		a.sessions.clearCookie(w)
+		return rooms.Caller{}, unauthenticated
+	}
+	c := rooms.Caller{User: u, ClientAddr: httpjson.ClientAddr(r)}
+	if u.HasRole(rooms.RoleAdmin) && u.TOTPSecret == "" && !totpSetupRoutes[r.Pattern] {
+		_ = a.svc.AuditCaller(r.Context(), c, rooms.ActionExecute, "access", nil, rooms.OutcomeDenied,
+			"totp_required route="+httpjson.Printable(r.Pattern, 100))
+		return rooms.Caller{}, rooms.Forbidden("set up two-factor authentication first: admins must use an authenticator app")
+	}
+	return c, nil
 }
 
 // Current returns the session Required resolved for r.
@@ -244,4 +277,5 @@ func (a *Auth) Routes(mux *http.ServeMux) {
 	mux.Handle("DELETE /api/me/sessions/{id}", a.Required(a.endMySession))
 	mux.Handle("POST /api/me/totp", a.Required(a.totpEnrol))
 	mux.Handle("POST /api/me/totp/confirm", a.Required(a.totpConfirm))
+	mux.HandleFunc("POST "+TokenPath, a.token)
 }

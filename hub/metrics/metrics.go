@@ -76,11 +76,13 @@ type Metrics struct {
 	PasswordHashWaiting prometheus.Gauge
 	PasswordHashRefused prometheus.Counter
 
-	// ThrottledLogin, ThrottledTOTP and ThrottledRegister count attempts
-	// refused by the authentication throttles.
+	// ThrottledLogin, ThrottledTOTP, ThrottledRegister and ThrottledToken
+	// count attempts refused by the authentication throttles; a throttled
+	// token request is counted here, not audited.
 	ThrottledLogin    prometheus.Counter
 	ThrottledTOTP     prometheus.Counter
 	ThrottledRegister prometheus.Counter
+	ThrottledToken    prometheus.Counter
 
 	requestDuration *prometheus.HistogramVec // method, route, code; written by Middleware
 	now             func() time.Time         // time.Now; a test's clock in tests
@@ -137,6 +139,7 @@ func New() *Metrics {
 	m.ThrottledLogin = throttled.WithLabelValues("login")
 	m.ThrottledTOTP = throttled.WithLabelValues("totp")
 	m.ThrottledRegister = throttled.WithLabelValues("register")
+	m.ThrottledToken = throttled.WithLabelValues("token")
 
 	m.requestDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "patientpass_http_request_duration_seconds",

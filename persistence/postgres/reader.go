@@ -304,13 +304,22 @@ func (r reader) Referrals(ctx context.Context, f rooms.ReferralFilter) ([]rooms.
 	if !f.UpdatedSince.IsZero() {
 		w.add("r.updated_at >= ?", micro(f.UpdatedSince))
 	}
+	if c := f.ChangedAfter; c != nil {
+		w.conds = append(w.conds, w.arg(w.arg("(r.updated_at, r.id) > (?, ?)", micro(c.UpdatedAt)), c.ID))
+	}
+	if !f.ChangedBefore.IsZero() {
+		w.add("r.updated_at < ?", micro(f.ChangedBefore))
+	}
 	limit := f.Limit
 	if limit <= 0 {
 		limit = defaultLimit
 	}
 	// id last makes the order total, so pages and tests are deterministic.
-	query := `SELECT ` + referralColumns + ` FROM referrals r` + w.sql() +
-		fmt.Sprintf(` ORDER BY r.triage_due_at ASC NULLS LAST, r.created_at DESC, r.id LIMIT %d`, limit)
+	order := `r.triage_due_at ASC NULLS LAST, r.created_at DESC, r.id`
+	if f.ByChange {
+		order = `r.updated_at, r.id`
+	}
+	query := `SELECT ` + referralColumns + ` FROM referrals r` + w.sql() + fmt.Sprintf(` ORDER BY %s LIMIT %d`, order, limit)
 	rows, err := r.q.Query(ctx, query, w.args...)
 	if err != nil {
 		return nil, fmt.Errorf("list referrals: %w", err)

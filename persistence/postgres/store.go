@@ -221,6 +221,9 @@ func (s *Store) AuditLog(ctx context.Context, f rooms.AuditFilter) ([]rooms.Audi
 	if !f.To.IsZero() {
 		w.add("at < ?", micro(f.To))
 	}
+	if f.ID != 0 {
+		w.add("id = ?", f.ID)
+	}
 	if f.Before != 0 {
 		w.add("id < ?", f.Before)
 	}
@@ -242,11 +245,12 @@ func (s *Store) AuditLog(ctx context.Context, f rooms.AuditFilter) ([]rooms.Audi
 }
 
 // auditOfOrganisation keeps the entries of an organisation (every ? is
-// its ODS code): those whose actor is one of its users or displays (a
-// display acts as "display:<id>"), and those about a referral it receives
-// or refers.
+// its ODS code): those whose actor is one of its users, displays or
+// integrators (acting as "display:<id>", "integration:<client id>"), and
+// those about a referral it receives or refers.
 const auditOfOrganisation = `(actor_id IN (SELECT id FROM users WHERE organisation = ?)
 	OR actor_id IN (SELECT 'display:' || id FROM displays WHERE organisation = ?)
+	OR actor_id IN (SELECT 'integration:' || client_id FROM integrations WHERE organisation = ?)
 	OR (referral_id <> '' AND referral_id IN (SELECT id FROM referrals
 		WHERE receiving_organisation = ? OR referring_organisation = ?)))`
 

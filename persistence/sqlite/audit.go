@@ -122,6 +122,10 @@ func (s *Store) AuditLog(ctx context.Context, f rooms.AuditFilter) ([]rooms.Audi
 		where = append(where, "at < ?")
 		args = append(args, micros(f.To))
 	}
+	if f.ID != 0 {
+		where = append(where, "id = ?")
+		args = append(args, f.ID)
+	}
 	if f.Before != 0 {
 		where = append(where, "id < ?")
 		args = append(args, f.Before)
@@ -136,11 +140,12 @@ func (s *Store) AuditLog(ctx context.Context, f rooms.AuditFilter) ([]rooms.Audi
 }
 
 // auditOfOrganisation keeps the entries of the organisation whose code is
-// in each ?: those whose actor is one of its users or displays (a
-// display acts as "display:<id>"), and those about a referral it receives
-// or refers.
+// in each ?: those whose actor is one of its users, displays or
+// integrators (acting as "display:<id>", "integration:<client id>"), and
+// those about a referral it receives or refers.
 const auditOfOrganisation = `(actor_id IN (SELECT id FROM users WHERE organisation = ?)
 	OR actor_id IN (SELECT 'display:' || id FROM displays WHERE organisation = ?)
+	OR actor_id IN (SELECT 'integration:' || client_id FROM integrations WHERE organisation = ?)
 	OR (referral_id <> '' AND referral_id IN (SELECT id FROM referrals
 		WHERE receiving_organisation = ? OR referring_organisation = ?)))`
 

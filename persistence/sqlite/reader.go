@@ -276,13 +276,24 @@ func (r reader) Referrals(ctx context.Context, f rooms.ReferralFilter) ([]rooms.
 		where = append(where, "updated_at >= ?")
 		args = append(args, micros(f.UpdatedSince))
 	}
+	if c := f.ChangedAfter; c != nil {
+		where = append(where, "(updated_at, id) > (?, ?)")
+		args = append(args, micros(c.UpdatedAt), c.ID)
+	}
+	if !f.ChangedBefore.IsZero() {
+		where = append(where, "updated_at < ?")
+		args = append(args, micros(f.ChangedBefore))
+	}
 	limit := f.Limit
 	if limit <= 0 {
 		limit = defaultReferralLimit
 	}
 	args = append(args, limit)
-	q := "SELECT " + referralColumns + " FROM referrals" + whereClause(where) +
-		" ORDER BY triage_due_at IS NULL, triage_due_at, created_at DESC, id LIMIT ?"
+	order := "triage_due_at IS NULL, triage_due_at, created_at DESC, id"
+	if f.ByChange {
+		order = "updated_at, id"
+	}
+	q := "SELECT " + referralColumns + " FROM referrals" + whereClause(where) + " ORDER BY " + order + " LIMIT ?"
 	rows, err := r.q.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list referrals: %w", err)

@@ -332,6 +332,9 @@ func auditTrail(t *testing.T, s rooms.Store) {
 		{"organisation_page_1", rooms.AuditFilter{Organisation: "RET", Limit: 2}, pick(8, 3)},
 		{"organisation_page_2", rooms.AuditFilter{Organisation: "RET", Limit: 2, Before: before(3)}, pick(2, 1)},
 		{"organisation_page_3", rooms.AuditFilter{Organisation: "RET", Limit: 2, Before: before(1)}, pick(0)},
+		{"one_by_id", rooms.AuditFilter{ID: before(5)}, pick(5)},
+		{"one_by_id_in_its_organisation", rooms.AuditFilter{ID: before(8), Organisation: "REN"}, pick(8)},
+		{"one_by_id_outside_the_organisation", rooms.AuditFilter{ID: before(4), Organisation: "RET"}, nil},
 	} {
 		got, err := s.AuditLog(t.Context(), c.filter)
 		if err != nil {

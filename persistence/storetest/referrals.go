@@ -253,6 +253,14 @@ func listReferrals(t *testing.T, s rooms.Store) {
 		{"updated_since", rooms.ReferralFilter{UpdatedSince: at(3 * time.Minute)}, []string{"r4", "r6", "r5"}},
 		{"updated_since_a_microsecond_later", rooms.ReferralFilter{UpdatedSince: at(3*time.Minute + time.Microsecond)}, []string{"r6", "r5"}},
 		{"updated_since_and_receiving_organisation", rooms.ReferralFilter{UpdatedSince: at(time.Minute), ReceivingOrganisation: "RET"}, []string{"r6", "r2", "r5", "r3"}},
+		// ByChange: oldest change first (each was updated when created),
+		// after a cursor of (updated, id), before a horizon.
+		{"by_change", rooms.ReferralFilter{ByChange: true}, []string{"r1", "r2", "r3", "r4", "r5", "r6"}},
+		{"by_change_after_a_cursor", rooms.ReferralFilter{ByChange: true, ChangedAfter: &rooms.ChangeCursor{UpdatedAt: at(2 * time.Minute), ID: "r3"}}, []string{"r4", "r5", "r6"}},
+		// A cursor at r3's time with a lower id still has r3 after it.
+		{"by_change_after_a_cursor_tied_in_time", rooms.ReferralFilter{ByChange: true, ChangedAfter: &rooms.ChangeCursor{UpdatedAt: at(2 * time.Minute), ID: "r2"}}, []string{"r3", "r4", "r5", "r6"}},
+		{"by_change_before_a_horizon", rooms.ReferralFilter{ByChange: true, ChangedBefore: at(3 * time.Minute)}, []string{"r1", "r2", "r3"}},
+		{"by_change_visible_and_limited", rooms.ReferralFilter{ByChange: true, VisibleToOrganisation: "RET", Limit: 2}, []string{"r1", "r2"}},
 	} {
 		got, err := s.Referrals(t.Context(), c.filter)
 		if err != nil {

@@ -47,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) rooms.Store) {
 		{"system_notices", systemNoticeTests},
 		{"opel", opelTests},
 		{"displays", displayTests},
+		{"integrations", integrationTests},
 		{"reminders", reminderTests},
 		{"workflow_transactions", workflowTransactionTests},
 		{"scheduler_lock", schedulerLockTests},
