@@ -99,6 +99,9 @@ type envConfig struct {
 	hub.Config
 	broker   func(broker.Handler) (broker.Broker, error)
 	realtime realtime.Config
+	// webhooks is where the service may send webhooks; public https only
+	// when nil.
+	webhooks *rooms.WebhookDestinations
 }
 
 // newEnvWith starts a server, letting the test adjust its configuration.
@@ -123,7 +126,7 @@ func newEnvWith(t testing.TB, store rooms.Store, adjust func(*envConfig)) *env {
 	}
 	e.rt = rt
 	e.svc = rooms.NewService(rooms.Config{Store: store, Clock: e.clock, Node: "test", Publisher: rt,
-		Watcher: realtime.Updates{Hub: rt, Log: cfg.Logger}})
+		Watcher: realtime.Updates{Hub: rt, Log: cfg.Logger}, Webhooks: cfg.webhooks})
 	rt.AddFeeds(e.svc)
 	cfg.Service, cfg.Realtime = e.svc, rt
 	for _, o := range []rooms.Organisation{{ODS: "RET", Name: "The Walton Centre"}, {ODS: "RJR", Name: "Countess of Chester"}, {ODS: "RBL", Name: "Wirral"}} {

@@ -46,6 +46,7 @@ type Service struct {
 	node     string
 	ids      *notificationIDs
 	group    *committer
+	webhooks *WebhookDestinations
 }
 
 // Config configures a Service. Clock defaults to the system clock and
@@ -62,6 +63,9 @@ type Config struct {
 	Holidays *Calendar
 	// Node names this process in audit entries.
 	Node string
+	// Webhooks is where webhook subscriptions may send (SPEC §10); nil
+	// allows public https destinations only.
+	Webhooks *WebhookDestinations
 }
 
 // NewService returns a Service over cfg.Store.
@@ -70,7 +74,7 @@ func NewService(cfg Config) *Service {
 		cfg.Clock = SystemClock{}
 	}
 	return &Service{store: cfg.Store, clock: cfg.Clock, pub: cfg.Publisher, watch: cfg.Watcher, holidays: cfg.Holidays,
-		node: cfg.Node, ids: newNotificationIDs(), group: newCommitter(cfg.Store)}
+		node: cfg.Node, ids: newNotificationIDs(), group: newCommitter(cfg.Store), webhooks: cfg.Webhooks}
 }
 
 // Clock returns the service's clock.
@@ -355,7 +359,8 @@ func (s *Service) nextEvent(r *Referral, author User, kind EventKind, body any) 
 	return Event{ReferralID: r.ID, Seq: r.HeadSeq, Kind: kind, Author: AuthorOf(author), At: now, Body: mustJSON(body)}
 }
 
-// appendEvents stores events and the referral's new state.
+// appendEvents stores events and the referral's new state, and queues the
+// webhooks that tell of them.
 func appendEvents(ctx context.Context, tx Tx, r *Referral, events ...Event) error {
 	for _, e := range events {
 		if err := tx.AppendEvent(ctx, e); err != nil {
@@ -365,7 +370,7 @@ func appendEvents(ctx context.Context, tx Tx, r *Referral, events ...Event) erro
 	if err := tx.UpdateReferral(ctx, *r); err != nil {
 		return fmt.Errorf("update referral %s: %w", r.ID, err)
 	}
-	return nil
+	return queueWebhooks(ctx, tx, *r, events)
 }
 
 // executeForEvent executes a command that appends one event and returns that

@@ -115,6 +115,7 @@ type Tx interface {
 
 	WorkflowTx
 	IntegrationTx
+	WebhookTx
 
 	// AppendAudit links e after the head of chain e.Chain, as
 	// AuditEntry.Link does, stores it and moves the head to it. The chain
@@ -134,6 +135,7 @@ type Store interface {
 	AttemptStore
 	SchedulerLock
 	IntegrationStore
+	WebhookStore
 
 	// InTx runs fn in one transaction, committing when fn returns nil and
 	// rolling back otherwise. fn's error is returned as it is. Calls must not

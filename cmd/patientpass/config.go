@@ -31,6 +31,7 @@ type config struct {
 	MetricsAddr    string
 	Registrations  int
 	BankHolidays   string
+	WebhookAllow   string
 	DataDir        string
 	DatabaseURL    string
 	RedisURL       string
@@ -63,6 +64,7 @@ func (a *app) flagSet(name string, cfg *config) *flag.FlagSet {
 	}
 	fs.IntVar(&cfg.Registrations, "registrations-per-hour", regs, "registrations one client address may make in an hour (PATIENTPASS_REGISTRATIONS_PER_HOUR)")
 	fs.StringVar(&cfg.BankHolidays, "bank-holidays", env("PATIENTPASS_BANK_HOLIDAYS", ""), "a file of England and Wales bank holidays in GOV.UK's bank-holidays.json shape, in place of the embedded list (PATIENTPASS_BANK_HOLIDAYS)")
+	fs.StringVar(&cfg.WebhookAllow, "webhook-allow", env("PATIENTPASS_WEBHOOK_ALLOW", ""), "comma-separated hosts, IP addresses and CIDR prefixes webhooks may be sent to although not public (loopback, private, link-local); listed hosts may also take plain http (PATIENTPASS_WEBHOOK_ALLOW)")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", env("PATIENTPASS_METRICS_ADDR", ""), "listen address of the Prometheus metrics (/metrics); unset turns them off; keep it off the public network (PATIENTPASS_METRICS_ADDR)")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", env("PATIENTPASS_DEBUG_ADDR", ""), "listen address of the Go profiler (/debug/pprof/); unset turns it off; keep it on loopback (PATIENTPASS_DEBUG_ADDR)")
 	fs.StringVar(&cfg.DataDir, "data-dir", env("PATIENTPASS_DATA_DIR", "./data"), "embedded store file and generated secrets (PATIENTPASS_DATA_DIR)")

@@ -18,6 +18,7 @@ import (
 	"patientpass/hub/broker/redisbroker"
 	"patientpass/hub/metrics"
 	"patientpass/hub/realtime"
+	"patientpass/hub/webhooks"
 	"patientpass/rooms"
 	"patientpass/static"
 )
@@ -66,8 +67,12 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	destinations, err := rooms.ParseWebhookAllow(cfg.WebhookAllow)
+	if err != nil {
+		return fmt.Errorf("PATIENTPASS_WEBHOOK_ALLOW: %w", err)
+	}
 	svc := rooms.NewService(rooms.Config{Store: store, Node: cfg.Node, Publisher: rt,
-		Watcher: realtime.Updates{Hub: rt, Log: log}, Holidays: cal})
+		Watcher: realtime.Updates{Hub: rt, Log: log}, Holidays: cal, Webhooks: destinations})
 	rt.AddFeeds(svc)
 	m.GroupCommits(func() (int64, int64, int64) {
 		st := svc.GroupStats()
@@ -124,6 +129,12 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	defer stopSweep()
 	background.Go(func() { expireSessions(sweepCtx, store, log) })
 	background.Go(func() { runScheduler(sweepCtx, svc, log) })
+	dispatcher := webhooks.New(webhooks.Config{Store: store, Destinations: destinations, Node: cfg.Node, Log: log})
+	m.Webhooks(func() (int64, int64, int64) {
+		st := dispatcher.Stats()
+		return st.Delivered, st.Retried, st.Failed
+	})
+	background.Go(func() { dispatcher.Run(sweepCtx) })
 	background.Go(func() { watchCalendar(sweepCtx, log, cal, rooms.SystemClock{}) })
 	background.Go(func() { rt.RefreshViews(sweepCtx, viewRefresh) })
 	if cfg.DebugAddr != "" {

@@ -67,6 +67,11 @@ func (a *API) Routes(mux *http.ServeMux, auth Authenticator) {
 	mux.Handle("POST /api/admin/integrations", auth.Required(a.registerIntegration))
 	mux.Handle("DELETE /api/admin/integrations/{id}", auth.Required(a.revokeIntegration))
 	mux.Handle("GET /api/admin/audit", auth.Required(a.auditTrail))
+	mux.Handle("GET /api/admin/webhooks", auth.Required(a.listWebhooks))
+	mux.Handle("POST /api/admin/webhooks", auth.Required(a.createWebhook))
+	mux.Handle("DELETE /api/admin/webhooks/{id}", auth.Required(a.deleteWebhook))
+	mux.Handle("GET /api/admin/webhooks/{id}/deliveries", auth.Required(a.webhookDeliveries))
+	mux.Handle("POST /api/admin/webhooks/{id}/deliveries/{delivery}/retry", auth.Required(a.retryWebhookDelivery))
 
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, &rooms.Error{Code: rooms.CodeNotFound, Message: "no such API endpoint"})

@@ -52,6 +52,7 @@ func Run(t *testing.T, open func(t *testing.T) rooms.Store) {
 		{"workflow_transactions", workflowTransactionTests},
 		{"scheduler_lock", schedulerLockTests},
 		{"groups", groupTests},
+		{"webhooks", webhookTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
