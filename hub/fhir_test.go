@@ -300,6 +300,11 @@ func TestFHIRIntegratorReadsWhatItsOrganisationReceives(t *testing.T) {
 		_, narrow := e.accessToken(t, ret, "system/ServiceRequest.read")
 		e.clock.Advance(rooms.ChangeSettle + time.Second)
 
+		// Discovery: where a backend service gets its token.
+		if res := e.client().do("GET", "/fhir/R4/.well-known/smart-configuration", nil); res.status != 200 || res.body["token_endpoint"] != e.base+"/oauth/token" {
+			t.Errorf("SMART configuration: %d %s", res.status, res.raw)
+		}
+
 		for _, typ := range []string{"ServiceRequest", "Task", "Patient", "CarePlan"} {
 			path := "/fhir/R4/" + typ + "/" + r.id
 			if res := e.bearerGet(retToken, path); res.status != 200 || res.body["resourceType"] != typ {

@@ -79,6 +79,7 @@ func New(cfg Config) *API {
 	a := &API{cfg: cfg, mux: http.NewServeMux()}
 	const p = "/fhir/R4/"
 	a.mux.HandleFunc("GET "+p+"metadata", a.metadata)
+	a.mux.HandleFunc("GET "+p+".well-known/smart-configuration", a.smartConfiguration)
 	a.mux.HandleFunc("GET "+p+"{type}/{id}", a.authenticated(a.read))
 	a.mux.HandleFunc("GET "+p+"{type}", a.authenticated(a.search))
 	a.mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
@@ -342,6 +343,21 @@ func (a *API) capabilities() fhir.CapabilityStatement {
 			Resource: append([]fhir.CapabilityStatementRestResource{sr}, resources...),
 		}},
 	}
+}
+
+// smartConfiguration serves the SMART discovery document: where and how
+// a backend service gets its token.
+func (a *API) smartConfiguration(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"token_endpoint":                                   a.cfg.TokenURL,
+		"grant_types_supported":                            []string{"client_credentials"},
+		"token_endpoint_auth_methods_supported":            []string{"private_key_jwt"},
+		"token_endpoint_auth_signing_alg_values_supported": []string{"ES384", "RS384"},
+		"scopes_supported":                                 []string{"system/*.read", "system/AuditEvent.read"},
+		"capabilities":                                     []string{"client-confidential-asymmetric"},
+	})
 }
 
 // link is the URL of a search of type with the given query.
