@@ -90,18 +90,22 @@ var errBadToken = &Error{Code: CodeUnauthenticated,
 // does not exist or was revoked is an unauthenticated error; the endpoint
 // audits the refusal.
 func (s *Service) LiveIntegration(ctx context.Context, clientID string) (Integration, error) {
+	// One answer for an unknown and a revoked client: the issuer is read
+	// before the signature is checked, so the answer must not tell anyone
+	// which client ids exist (the audit entry says which it was).
+	const notLive = "the assertion's issuer is not a registered client, or its registration was revoked"
 	if !isID(clientID) {
-		return Integration{}, errBadAssertion("the assertion's issuer is not a registered client")
+		return Integration{}, errBadAssertion(notLive)
 	}
 	in, err := s.store.Integration(ctx, clientID)
 	if errors.Is(err, ErrNotFound) {
-		return Integration{}, errBadAssertion("the assertion's issuer is not a registered client")
+		return Integration{}, errBadAssertion(notLive)
 	}
 	if err != nil {
 		return Integration{}, fmt.Errorf("read integration %s: %w", clientID, err)
 	}
 	if in.RevokedAt != nil {
-		return in, errBadAssertion("this client has been revoked")
+		return in, errBadAssertion(notLive)
 	}
 	return in, nil
 }
