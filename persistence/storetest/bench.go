@@ -31,10 +31,9 @@ const benchParallelism = 4
 func Bench(b *testing.B, open func(tb testing.TB) rooms.Store) {
 	s := open(b)
 	f := benchFixture(b, s)
-	var referrals atomic.Int64
 	newReferral := func(b *testing.B) string {
 		b.Helper()
-		id := "r-bench-" + strconv.FormatInt(referrals.Add(1), 10)
+		id := rooms.NewID()
 		err := s.InTx(b.Context(), func(tx rooms.Tx) error { return tx.CreateReferral(b.Context(), f.referral(id, at(0))) })
 		if err != nil {
 			b.Fatalf("create referral %s: %v", id, err)
