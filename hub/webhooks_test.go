@@ -109,10 +109,20 @@ func allowLoopback(t *testing.T) func(*envConfig) {
 }
 
 // runDispatcher delivers the env's outbox until the test ends.
+// runningClock reads the env's manual clock as it was when the dispatcher
+// started, moving on in real time from there: the events are stamped by the
+// manual clock, and a message's day of retries runs from its event.
+type runningClock struct {
+	base, started time.Time
+}
+
+func (c runningClock) Now() time.Time { return c.base.Add(time.Since(c.started)) }
+
 func runDispatcher(t *testing.T, e *env) {
 	dest, _ := rooms.ParseWebhookAllow("127.0.0.1")
 	d := webhooks.New(webhooks.Config{Store: e.store, Destinations: dest, Node: "test", Log: zerolog.New(io.Discard),
-		Poll: 10 * time.Millisecond, Backoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
+		Clock: runningClock{base: e.clock.Now(), started: time.Now()},
+		Poll:  10 * time.Millisecond, Backoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
 		ConnectTimeout: time.Second, Timeout: 2 * time.Second})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

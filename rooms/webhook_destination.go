@@ -118,14 +118,32 @@ var notPublic = func() []netip.Prefix {
 	return ps
 }()
 
+// globalUnicast6 is IPv6's global unicast space; tunnels into IPv4 (6to4,
+// Teredo) inside it could reach private IPv4, so they are not public here.
+var (
+	globalUnicast6 = netip.MustParsePrefix("2000::/3")
+	tunnels6       = []netip.Prefix{netip.MustParsePrefix("2002::/16"), netip.MustParsePrefix("2001::/32")}
+)
+
 // PublicAddr reports whether a is a public unicast address: not loopback,
 // private, link-local (169.254.169.254, the cloud metadata service, is
-// one), unique-local, multicast or unspecified.
+// one), unique-local, multicast or unspecified; an IPv6 address only in
+// the global unicast space (2000::/3), without a zone, and not a tunnel
+// into IPv4 (6to4, Teredo): IPv4-compatible and site-local addresses are
+// not public.
 func PublicAddr(a netip.Addr) bool {
 	a = a.Unmap()
 	if !a.IsValid() || a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() ||
 		a.IsInterfaceLocalMulticast() || a.IsMulticast() || a.IsUnspecified() {
 		return false
+	}
+	if a.Is6() && (a.Zone() != "" || !globalUnicast6.Contains(a.WithZone(""))) {
+		return false
+	}
+	for _, p := range tunnels6 {
+		if p.Contains(a) {
+			return false
+		}
 	}
 	for _, p := range notPublic {
 		if p.Contains(a) {

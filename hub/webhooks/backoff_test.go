@@ -10,7 +10,7 @@ import (
 func TestBackoffDoublesFromASecondToFiveMinutesForADay(t *testing.T) {
 	d := New(Config{})
 	first := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
-	c := rooms.WebhookClaim{}
+	c := rooms.WebhookClaim{Message: rooms.WebhookMessage{At: first}}
 	at := first
 	var waits []time.Duration
 	for {
@@ -20,7 +20,6 @@ func TestBackoffDoublesFromASecondToFiveMinutesForADay(t *testing.T) {
 		}
 		waits = append(waits, next.Sub(at))
 		c.Attempts++
-		c.FirstAttemptAt = &first
 		at = next
 		if len(waits) > 1000 {
 			t.Fatal("retries never end")
@@ -46,5 +45,23 @@ func TestBackoffDoublesFromASecondToFiveMinutesForADay(t *testing.T) {
 	// 511 s of doubling, then 5 minute waits to the end of the day.
 	if wantN := len(want) + (86400-511+299)/300; len(waits) != wantN {
 		t.Errorf("%d retries, want %d", len(waits), wantN)
+	}
+}
+
+// TestBackoffCountsTheDayFromTheEvent: a message that waited behind a
+// failing one (seq order) has less of its day left when first tried, so a
+// receiver that stays down fails a referral's queue in about a day, not a
+// day per message.
+func TestBackoffCountsTheDayFromTheEvent(t *testing.T) {
+	d := New(Config{})
+	event := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	c := rooms.WebhookClaim{Message: rooms.WebhookMessage{At: event}}
+	at := event.Add(23*time.Hour + 59*time.Minute)
+	next, retry := d.nextAttempt(c, at)
+	if !retry || next.Sub(at) != time.Second {
+		t.Fatalf("first attempt a minute before the day ends: next %v, %v", next, retry)
+	}
+	if _, retry := d.nextAttempt(c, event.Add(24*time.Hour)); retry {
+		t.Fatal("a message whose event is a day old is retried")
 	}
 }

@@ -231,15 +231,14 @@ func (d *Dispatcher) attempt(ctx context.Context, c rooms.WebhookClaim) {
 }
 
 // nextAttempt is when c is attempted again after a failed attempt at at,
-// and false when it has been tried for RetryFor: the wait is Backoff,
+// and false when RetryFor has passed since its event: the wait is Backoff,
 // doubled after each failure, at most MaxBackoff, and the last attempt is
-// made at the end of RetryFor.
+// made at the end of RetryFor. The window runs from the event, not from
+// the first attempt: a message waiting behind a failing one (seq order)
+// ages as it waits, so a receiver that stays down fails a referral's
+// messages in about RetryFor, not one RetryFor after another.
 func (d *Dispatcher) nextAttempt(c rooms.WebhookClaim, at time.Time) (time.Time, bool) {
-	first := at
-	if c.FirstAttemptAt != nil {
-		first = *c.FirstAttemptAt
-	}
-	end := first.Add(d.cfg.RetryFor)
+	end := c.Message.At.Add(d.cfg.RetryFor)
 	if !at.Before(end) {
 		return time.Time{}, false
 	}

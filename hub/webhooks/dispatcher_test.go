@@ -506,7 +506,12 @@ func TestAMessageFailsAfterADayOfBackoff(t *testing.T) {
 		rec.answer(http.StatusServiceUnavailable)
 		h := r.subscribe(t, rec)
 		id := r.referral(t)
-		clock := rooms.NewManualClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+		// The day runs from the event: the dispatcher's clock starts there.
+		ev, err := s.Event(context.Background(), id, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clock := rooms.NewManualClock(ev.At)
 		cfg := fast(s, "node-1")
 		cfg.Clock, cfg.Poll = clock, 2*time.Millisecond
 		cfg.Backoff, cfg.MaxBackoff = 0, 0 // the defaults: 1 s doubling to 5 min

@@ -220,20 +220,35 @@ func (t *tx) RequeueWebhookMessage(ctx context.Context, webhookID string, m room
 
 // claimSQL leases the due heads of the outbox: a message is a head when no
 // message before it (by seq, then by id) of its subscription and referral is
-// queued, leased or not. SKIP LOCKED lets dispatchers claim at once without
-// waiting for each other; a message another claims at the same moment is
-// locked, and skipped, and once that claim commits its lease keeps it out
-// (the row is checked again once locked).
-const claimSQL = `UPDATE webhook_outbox o SET lease = $1, lease_until = $3
+// queued, leased or not. The heads are found by skipping through the order
+// index, one probe per subscription and referral (heads), so a backlog
+// queued behind a receiver that is down costs a claim its heads, not its
+// rows. Messages of a subscription disabled while a command was queueing
+// them (its insert saw the subscription live) are never claimed, and go
+// (gone). SKIP LOCKED lets dispatchers claim at once without waiting for
+// each other; a message another claims at the same moment is locked, and
+// skipped, and once that claim commits its lease keeps it out (the row is
+// checked again once locked).
+const claimSQL = `WITH RECURSIVE heads AS (
+		(SELECT o.webhook_id, o.referral_id, o.id FROM webhook_outbox o
+			ORDER BY o.webhook_id, o.referral_id, o.seq, o.id LIMIT 1)
+		UNION ALL
+		SELECT n.webhook_id, n.referral_id, n.id FROM heads h CROSS JOIN LATERAL (
+			SELECT o.webhook_id, o.referral_id, o.id FROM webhook_outbox o
+			WHERE (o.webhook_id, o.referral_id) > (h.webhook_id, h.referral_id)
+			ORDER BY o.webhook_id, o.referral_id, o.seq, o.id LIMIT 1) n
+	), gone AS (
+		DELETE FROM webhook_outbox g USING webhooks gw WHERE gw.id = g.webhook_id AND gw.disabled_at IS NOT NULL
+	)
+	UPDATE webhook_outbox o SET lease = $1, lease_until = $3
 	FROM webhooks w
 	WHERE w.id = o.webhook_id AND o.id IN (
-		SELECT h.id FROM webhook_outbox h
-		WHERE h.due_at <= $2 AND (h.lease_until IS NULL OR h.lease_until <= $2)
-			AND NOT EXISTS (SELECT 1 FROM webhook_outbox p
-				WHERE p.webhook_id = h.webhook_id AND p.referral_id = h.referral_id AND (p.seq, p.id) < (h.seq, h.id))
-		ORDER BY h.due_at, h.id
+		SELECT c.id FROM webhook_outbox c JOIN webhooks cw ON cw.id = c.webhook_id AND cw.disabled_at IS NULL
+		WHERE c.id IN (SELECT id FROM heads)
+			AND c.due_at <= $2 AND (c.lease_until IS NULL OR c.lease_until <= $2)
+		ORDER BY c.due_at, c.id
 		LIMIT $4
-		FOR UPDATE OF h SKIP LOCKED)
+		FOR UPDATE OF c SKIP LOCKED)
 	RETURNING o.id, w.id, w.organisation, w.url, w.events, w.secret, w.created_by, w.created_at, w.disabled_at,
 		o.message_id, o.type, o.referral_id, o.seq, o.created_at, o.payload, o.attempts, o.first_attempt_at`
 

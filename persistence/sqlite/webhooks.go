@@ -199,13 +199,29 @@ func (s *Store) ClaimWebhookMessages(ctx context.Context, r rooms.WebhookClaimRe
 	now := micros(r.Now)
 	// Only the rows this claim leased: a lease token used again must not
 	// bring back the rows of an earlier claim.
-	ids, err := claimIDs(ctx, tx, `UPDATE webhook_outbox SET lease = ?1, lease_until = ?2 WHERE id IN (
-			SELECT h.id FROM webhook_outbox h
-			WHERE h.due_at <= ?3 AND (h.lease_until IS NULL OR h.lease_until <= ?3)
-				AND NOT EXISTS (SELECT 1 FROM webhook_outbox p
-					WHERE p.webhook_id = h.webhook_id AND p.referral_id = h.referral_id
-						AND (p.seq < h.seq OR p.seq = h.seq AND p.id < h.id))
-			ORDER BY h.due_at, h.id LIMIT ?4)
+	// Messages of a subscription disabled while a command was queueing
+	// them are never sent: they go.
+	if _, err := tx.ExecContext(ctx, `DELETE FROM webhook_outbox
+		WHERE webhook_id IN (SELECT id FROM webhooks WHERE disabled_at IS NOT NULL)`); err != nil {
+		return nil, fmt.Errorf("claim webhook messages: %w", err)
+	}
+	// The heads are found by skipping through the order index, one probe
+	// per subscription and referral, so a backlog queued behind a receiver
+	// that is down costs a claim its heads, not its rows.
+	ids, err := claimIDs(ctx, tx, `WITH RECURSIVE heads(webhook_id, referral_id, id) AS (
+			SELECT * FROM (SELECT webhook_id, referral_id, id FROM webhook_outbox
+				ORDER BY webhook_id, referral_id, seq, id LIMIT 1)
+			UNION ALL
+			SELECT o.webhook_id, o.referral_id, o.id FROM heads h JOIN webhook_outbox o ON o.id = coalesce(
+				(SELECT n.id FROM webhook_outbox n WHERE n.webhook_id = h.webhook_id AND n.referral_id > h.referral_id
+					ORDER BY n.referral_id, n.seq, n.id LIMIT 1),
+				(SELECT n.id FROM webhook_outbox n WHERE n.webhook_id > h.webhook_id
+					ORDER BY n.webhook_id, n.referral_id, n.seq, n.id LIMIT 1))
+		)
+		UPDATE webhook_outbox SET lease = ?1, lease_until = ?2 WHERE id IN (
+			SELECT c.id FROM webhook_outbox c
+			WHERE c.id IN (SELECT id FROM heads) AND c.due_at <= ?3 AND (c.lease_until IS NULL OR c.lease_until <= ?3)
+			ORDER BY c.due_at, c.id LIMIT ?4)
 		RETURNING id`, r.Lease, micros(r.LeaseUntil), now, r.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("claim webhook messages: %w", err)

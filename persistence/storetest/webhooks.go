@@ -23,6 +23,70 @@ var webhookTests = []subtest{
 	{"disabling a subscription drops its queue", outboxDisable},
 	{"pruning bounds the delivery log by age and count", outboxPrune},
 	{"concurrent claims never share a message", outboxConcurrentClaims},
+	{"a disabled subscription's messages are never claimed, and go", outboxDisabledNotClaimed},
+	{"claims find the due heads among a backlog", outboxBacklog},
+}
+
+// outboxDisabledNotClaimed queues a message for a subscription already
+// disabled, as a command that saw it live a moment before its disabling
+// committed would (here through a replay, which writes the row directly):
+// no claim takes it, and the claim removes it.
+func outboxDisabledNotClaimed(t *testing.T, s rooms.Store) {
+	newFixture(t, s)
+	createWebhooks(t, s, webhook("wh-1", "RET", rooms.WebhookEventMessage), webhook("wh-22", "RET", rooms.WebhookEventMessage))
+	inTx(t, s, func(ctx context.Context, tx rooms.Tx) error { return tx.DisableWebhook(ctx, "wh-1", at(0)) })
+	inTx(t, s, func(ctx context.Context, tx rooms.Tx) error {
+		if err := tx.RequeueWebhookMessage(ctx, "wh-1", message("r-1", 2, rooms.WebhookEventMessage)); err != nil {
+			return err
+		}
+		return tx.RequeueWebhookMessage(ctx, "wh-22", message("r-1", 2, rooms.WebhookEventMessage))
+	})
+	if n := queued(t, s, "wh-1"); n != 1 {
+		t.Fatalf("%d queued for the disabled subscription; the test wants one", n)
+	}
+	checkIDs(t, "claimed", claimed(claimOutbox(t, s, "l", at(time.Hour), 10)), []string{"wh-22/r-1/2"})
+	if n := queued(t, s, "wh-1"); n != 0 {
+		t.Errorf("%d still queued for the disabled subscription after a claim; want none", n)
+	}
+}
+
+// outboxBacklog queues five messages on each of forty referrals; the heads
+// of the first twenty are backing off (due in an hour): a claim takes the
+// heads of the other twenty, and nothing behind any head.
+func outboxBacklog(t *testing.T, s rooms.Store) {
+	newFixture(t, s)
+	createWebhooks(t, s, webhook("wh-1", "RET", rooms.WebhookEventMessage))
+	var ms []rooms.WebhookMessage
+	for r := range 40 {
+		for seq := int64(1); seq <= 5; seq++ {
+			ms = append(ms, message(fmt.Sprintf("r-%02d", r), seq, rooms.WebhookEventMessage))
+		}
+	}
+	appendOutbox(t, s, ms...)
+	now := at(time.Minute)
+	first := claimOutbox(t, s, "first", now, 20)
+	if len(first) != 20 {
+		t.Fatalf("claimed %d heads of 40; want 20", len(first))
+	}
+	later := now.Add(time.Hour)
+	for _, c := range first {
+		if c.Message.Seq != 1 {
+			t.Fatalf("claimed %s/%d, not a head", c.Message.ReferralID, c.Message.Seq)
+		}
+		finish(t, s, c, rooms.DeliveryRetrying, &later)
+	}
+	rest := claimOutbox(t, s, "second", now, 100)
+	var want []string
+	backing := map[string]bool{}
+	for _, c := range first {
+		backing[c.Message.ReferralID] = true
+	}
+	for r := range 40 {
+		if id := fmt.Sprintf("r-%02d", r); !backing[id] {
+			want = append(want, "wh-1/"+id+"/1")
+		}
+	}
+	checkIDs(t, "the other heads", claimed(rest), want)
 }
 
 // webhook returns a live subscription of organisation to events.
