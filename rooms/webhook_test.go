@@ -100,6 +100,13 @@ func TestWebhookDestinations(t *testing.T) {
 		{"https://[::ffff:10.0.0.1]/hooks", false, false},
 		{"https://0.0.0.0/hooks", false, false},
 		{"https://[::]/hooks", false, false},
+		// IPv4-compatible, site-local and tunnels into IPv4 (6to4,
+		// Teredo) are not public IPv6.
+		{"https://[::7f00:1]/hooks", false, false},
+		{"https://[fec0::1]/hooks", false, false},
+		{"https://[2002:7f00:1::1]/hooks", false, false},
+		{"https://[2001:0:7f00:1::1]/hooks", false, false},
+		{"https://[2606:4700::1111]/hooks", true, true},
 		{"https://224.0.0.1/hooks", false, false},
 		{"https://100.64.0.1/hooks", false, false},
 		{"https://hooks.internal/x", false, true},
