@@ -116,7 +116,7 @@ func TestLabelledFamiliesStartWithEveryValueAtZero(t *testing.T) {
 	want := map[string][]string{
 		"patientpass_ws_frames_dropped_total": {"closed", "queue_full", "too_large"},
 		"patientpass_ws_rate_limited_total":   {"commands", "sockets"},
-		"patientpass_auth_throttled_total":    {"login", "register", "totp"},
+		"patientpass_auth_throttled_total":    {"login", "register", "token", "totp"},
 	}
 	for name, values := range want {
 		ms := families[name].GetMetric()
