@@ -51,24 +51,9 @@ func (r reader) Integration(ctx context.Context, clientID string) (rooms.Integra
 // Integrations lists an organisation's clients, newest first, revoked ones
 // included.
 func (r reader) Integrations(ctx context.Context, organisation string) ([]rooms.Integration, error) {
-	rows, err := r.q.QueryContext(ctx, `SELECT `+integrationColumns+` FROM integrations WHERE organisation = ?
-		ORDER BY created_at DESC, client_id DESC`, organisation)
-	if err != nil {
-		return nil, fmt.Errorf("list integrations of %s: %w", organisation, err)
-	}
-	defer rows.Close()
-	var out []rooms.Integration
-	for rows.Next() {
-		in, err := scanIntegration(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list integrations of %s: %w", organisation, err)
-		}
-		out = append(out, in)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list integrations of %s: %w", organisation, err)
-	}
-	return out, nil
+	return queryAll(ctx, r.q, "list integrations of "+organisation,
+		func(rows *sql.Rows) (rooms.Integration, error) { return scanIntegration(rows) },
+		`SELECT `+integrationColumns+` FROM integrations WHERE organisation = ? ORDER BY created_at DESC, client_id DESC`, organisation)
 }
 
 // IntegrationToken returns the token with this hash, expired or not.

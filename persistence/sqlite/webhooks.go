@@ -45,24 +45,9 @@ func (r reader) Webhook(ctx context.Context, id string) (rooms.Webhook, error) {
 
 // Webhooks lists an organisation's live subscriptions, oldest first.
 func (r reader) Webhooks(ctx context.Context, organisation string) ([]rooms.Webhook, error) {
-	rows, err := r.q.QueryContext(ctx, `SELECT `+webhookColumns+` FROM webhooks
-		WHERE organisation = ? AND disabled_at IS NULL ORDER BY created_at, id`, organisation)
-	if err != nil {
-		return nil, fmt.Errorf("list webhooks of %s: %w", organisation, err)
-	}
-	defer rows.Close()
-	var ws []rooms.Webhook
-	for rows.Next() {
-		w, err := scanWebhook(rows.Scan)
-		if err != nil {
-			return nil, fmt.Errorf("list webhooks of %s: %w", organisation, err)
-		}
-		ws = append(ws, w)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list webhooks of %s: %w", organisation, err)
-	}
-	return ws, nil
+	return queryAll(ctx, r.q, "list webhooks of "+organisation,
+		func(rows *sql.Rows) (rooms.Webhook, error) { return scanWebhook(rows.Scan) },
+		`SELECT `+webhookColumns+` FROM webhooks WHERE organisation = ? AND disabled_at IS NULL ORDER BY created_at, id`, organisation)
 }
 
 const deliveryColumns = `id, webhook_id, message_id, type, referral_id, seq, attempt, at, status_code, error,
@@ -89,24 +74,10 @@ func (r reader) WebhookDeliveries(ctx context.Context, webhookID string, before 
 	if limit <= 0 {
 		limit = -1 // SQLite's "no limit"
 	}
-	rows, err := r.q.QueryContext(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries
-		WHERE webhook_id = ? AND id < ? ORDER BY id DESC LIMIT ?`, webhookID, before, limit)
-	if err != nil {
-		return nil, fmt.Errorf("list deliveries of webhook %s: %w", webhookID, err)
-	}
-	defer rows.Close()
-	var ds []rooms.WebhookDelivery
-	for rows.Next() {
-		d, err := scanDelivery(rows.Scan)
-		if err != nil {
-			return nil, fmt.Errorf("list deliveries of webhook %s: %w", webhookID, err)
-		}
-		ds = append(ds, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list deliveries of webhook %s: %w", webhookID, err)
-	}
-	return ds, nil
+	return queryAll(ctx, r.q, "list deliveries of webhook "+webhookID,
+		func(rows *sql.Rows) (rooms.WebhookDelivery, error) { return scanDelivery(rows.Scan) },
+		`SELECT `+deliveryColumns+` FROM webhook_deliveries WHERE webhook_id = ? AND id < ? ORDER BY id DESC LIMIT ?`,
+		webhookID, before, limit)
 }
 
 // WebhookDelivery returns one attempt of a subscription.

@@ -162,24 +162,9 @@ func (r reader) DisplayByTokenHash(ctx context.Context, tokenHash string) (rooms
 // Displays lists an organisation's displays, newest first, revoked ones
 // included.
 func (r reader) Displays(ctx context.Context, organisation string) ([]rooms.Display, error) {
-	rows, err := r.q.QueryContext(ctx, `SELECT `+displayColumns+` FROM displays WHERE organisation = ?
-		ORDER BY created_at DESC, id DESC`, organisation)
-	if err != nil {
-		return nil, fmt.Errorf("list displays of %s: %w", organisation, err)
-	}
-	defer rows.Close()
-	var out []rooms.Display
-	for rows.Next() {
-		d, err := scanDisplay(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list displays of %s: %w", organisation, err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list displays of %s: %w", organisation, err)
-	}
-	return out, nil
+	return queryAll(ctx, r.q, "list displays of "+organisation,
+		func(rows *sql.Rows) (rooms.Display, error) { return scanDisplay(rows) },
+		`SELECT `+displayColumns+` FROM displays WHERE organisation = ? ORDER BY created_at DESC, id DESC`, organisation)
 }
 
 // DueReminders returns up to limit ids of referrals whose reminder is at or
